@@ -1,0 +1,113 @@
+"""The collector: one thread in the parent that applies what jobs report.
+
+It reads one inbox, fed by
+* the channel, with batches of messages the jobs posted,
+* the executor's done callbacks, with each job's ``Outcome``, and
+* the handle, with updates reported from outside the jobs.
+
+A job's outcome can overtake its last messages (they travel different
+ways), so an outcome waits ("parked") until as many messages of its data id
+as the job sent have arrived; then the messages that travelled with the
+outcome are applied, then the final status.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+from .errors import RemoteTraceback
+from .state import Message, PreloadState, PreloadStatus, from_message
+from .states import StateTable
+from .worker import Outcome
+
+OnStatus = Callable[[PreloadState], None]
+
+_MESSAGES, _UPDATE, _OUTCOME, _SYNC, _STOP = range(5)
+
+
+class Collector:
+    """Applies job messages and outcomes to a ``StateTable``, in order."""
+
+    def __init__(self, table: StateTable, on_status: OnStatus | None = None):
+        self._table = table
+        self._on_status = on_status
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._received: dict[str, int] = {}
+        self._parked: dict[str, Outcome] = {}
+        self._thread = threading.Thread(
+            target=self._run, name="preload-collector", daemon=True
+        )
+        self._thread.start()
+
+    def deliver(self, batch: list[Message]) -> None:
+        """Take a batch of messages from the channel (any thread)."""
+        self._inbox.put((_MESSAGES, batch))
+
+    def post_update(self, update: PreloadState) -> None:
+        """Take a state change reported from outside the jobs (any thread)."""
+        self._inbox.put((_UPDATE, update))
+
+    def post_outcome(self, data_id: str, outcome: Outcome) -> None:
+        """Take the outcome of the job of *data_id* (any thread)."""
+        self._inbox.put((_OUTCOME, data_id, outcome))
+
+    def sync(self, timeout: float | None = None) -> bool:
+        """Wait until everything posted before this call is applied."""
+        applied = threading.Event()
+        self._inbox.put((_SYNC, applied))
+        return applied.wait(timeout)
+
+    def stop(self) -> None:
+        """Apply what is in the inbox, then the parked outcomes, and end."""
+        self._inbox.put((_STOP,))
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._inbox.get()
+            kind = item[0]
+            if kind == _MESSAGES:
+                for message in item[1]:
+                    self._apply_message(message)
+            elif kind == _UPDATE:
+                self._apply(item[1])
+            elif kind == _OUTCOME:
+                self._park_or_finish(item[1], item[2])
+            elif kind == _SYNC:
+                item[1].set()
+            else:
+                for data_id, outcome in list(self._parked.items()):
+                    self._finish(data_id, outcome)
+                return
+
+    def _apply_message(self, message: Message) -> None:
+        data_id = message[0]
+        self._received[data_id] = self._received.get(data_id, 0) + 1
+        self._apply(from_message(message))
+        outcome = self._parked.get(data_id)
+        if outcome is not None and self._received[data_id] >= outcome.sent:
+            self._finish(data_id, outcome)
+
+    def _park_or_finish(self, data_id: str, outcome: Outcome) -> None:
+        if self._received.get(data_id, 0) >= outcome.sent:
+            self._finish(data_id, outcome)
+        else:
+            self._parked[data_id] = outcome
+
+    def _finish(self, data_id: str, outcome: Outcome) -> None:
+        self._parked.pop(data_id, None)
+        for message in outcome.tail:
+            self._apply(from_message(message))
+        exception = outcome.exception
+        if exception is not None and outcome.traceback:
+            exception.__cause__ = RemoteTraceback(outcome.traceback)
+        final = PreloadState(
+            data_id, PreloadStatus(outcome.status), exception=exception
+        )
+        self._apply(final)
+
+    def _apply(self, update: PreloadState) -> None:
+        if self._table.apply(update) and self._on_status is not None:
+            self._on_status(self._table.get(update.data_id))

@@ -1,0 +1,134 @@
+"""What is known about one preload job: its status, progress, message and exception."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from enum import Enum
+
+
+class PreloadStatus(Enum):
+    """The status of one preload job."""
+
+    waiting = "waiting"
+    started = "started"
+    completed = "completed"
+    cancelled = "cancelled"
+    failed = "failed"
+
+    def __str__(self) -> str:
+        return self.name.upper()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the statuses a job ends with."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    (PreloadStatus.completed, PreloadStatus.cancelled, PreloadStatus.failed)
+)
+
+_FIELDS = ("data_id", "status", "progress", "message", "exception")
+
+
+class PreloadState:
+    """A full or partial state of the preload job for one data id.
+
+    Fields that are ``None`` are unknown (in a full state) or unchanged
+    (in a partial state passed to ``notify()``).
+    """
+
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        data_id: str,
+        status: PreloadStatus | None = None,
+        progress: float | None = None,
+        message: str | None = None,
+        exception: BaseException | None = None,
+    ):
+        if not isinstance(data_id, str) or not data_id:
+            raise ValueError(f"data_id must be a non-empty str, got {data_id!r}")
+        self.data_id = data_id
+        self.status = status
+        self.progress = progress
+        self.message = message
+        self.exception = exception
+
+    def update(self, other: PreloadState) -> None:
+        """Merge the fields of *other* that are not ``None`` into this state."""
+        if not isinstance(other, PreloadState):
+            raise TypeError(f"expected a PreloadState, got {type(other).__name__}")
+        if other.data_id != self.data_id:
+            raise ValueError(
+                f"cannot update the state of {self.data_id!r}"
+                f" with a state of {other.data_id!r}"
+            )
+        for name in _FIELDS[1:]:
+            value = getattr(other, name)
+            if value is not None:
+                setattr(self, name, value)
+
+    def copy(self) -> PreloadState:
+        """A snapshot of this state."""
+        return PreloadState(*self._values())
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def _known(self) -> dict:
+        return {
+            n: v for n, v in zip(_FIELDS, self._values(), strict=True) if v is not None
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PreloadState):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return PreloadState, self._values()
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self._known().items())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._known().items())
+        return f"{type(self).__name__}({args})"
+
+
+Message = tuple
+"""A state change on its way from a job to the parent: the fields of a
+``PreloadState`` as a plain tuple, the status as its value (cheap to pickle)."""
+
+
+def to_message(state: PreloadState) -> Message:
+    """The wire form of *state*."""
+    status = state.status.value if state.status is not None else None
+    return (state.data_id, status, state.progress, state.message, state.exception)
+
+
+def from_message(message: Message) -> PreloadState:
+    """The state a wire message stands for."""
+    data_id, status, progress, text, exception = message
+    status = PreloadStatus(status) if status is not None else None
+    return PreloadState(data_id, status, progress, text, exception)
+
+
+def check_update(state: PreloadState, data_ids: Container[str]) -> None:
+    """ValueError unless *state* is a valid update for one of *data_ids*."""
+    if not isinstance(state, PreloadState):
+        raise TypeError(f"expected a PreloadState, got {type(state).__name__}")
+    if state.data_id not in data_ids:
+        raise ValueError(f"{state.data_id!r} is not a data id of this preload")
+    progress = state.progress
+    if progress is not None and not 0.0 <= progress <= 1.0:
+        raise ValueError(f"progress must be in [0, 1], got {progress!r}")
+    if state.status is not None and not isinstance(state.status, PreloadStatus):
+        raise ValueError(f"status must be a PreloadStatus, got {state.status!r}")

@@ -1,0 +1,82 @@
+"""Checks of the user's input, done before any process starts."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from multiprocessing.context import BaseContext
+from typing import Any
+
+import cloudpickle
+
+from .worker import JobFunction
+
+
+def check_data_ids(data_ids: Any) -> tuple[str, ...]:
+    """The data ids as a tuple; TypeError or ValueError if they are not unique strs."""
+    if isinstance(data_ids, (str, bytes)) or not isinstance(data_ids, Sequence):
+        raise TypeError(
+            f"data_ids must be a sequence of str, got {type(data_ids).__name__}"
+        )
+    data_ids = tuple(data_ids)
+    wrong = [d for d in data_ids if not isinstance(d, str) or not d]
+    if wrong:
+        raise TypeError(f"data_ids must be non-empty strs, got {wrong[0]!r}")
+    duplicates = sorted(d for d, n in Counter(data_ids).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"duplicate data ids: {', '.join(duplicates)}")
+    return data_ids
+
+
+def check_seconds(name: str, value: Any) -> None:
+    """TypeError or ValueError unless *value* is None or a number >= 0."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def check_max_workers(max_workers: Any) -> None:
+    if max_workers is None:
+        return
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+        raise TypeError(f"max_workers must be an int, got {max_workers!r}")
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+
+
+def check_mp_context(mp_context: Any) -> None:
+    if mp_context is not None and not isinstance(mp_context, (str, BaseContext)):
+        raise TypeError(
+            "mp_context must be a multiprocessing context or a start method name,"
+            f" got {mp_context!r}"
+        )
+
+
+def pickle_job_function(job_function: JobFunction) -> bytes:
+    """*job_function* pickled for a worker process; TypeError naming what fails."""
+    try:
+        return cloudpickle.dumps(job_function)
+    except Exception as exc:
+        cause = exc
+    try:
+        cloudpickle.dumps(job_function.function)
+    except Exception as exc:
+        raise TypeError(
+            f"preload_data {job_function.function!r} cannot be sent to a worker"
+            f" process: {type(exc).__name__}: {exc}"
+        ) from exc
+    for name, value in job_function.params.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            raise TypeError(
+                f"preload parameter {name!r} cannot be sent to a worker process:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+    raise TypeError(
+        f"the preload job cannot be sent to a worker process: {cause}"
+    ) from cause

@@ -1,0 +1,167 @@
+"""Worker side: runs one job and gives it the handle it sees.
+
+Whatever runs a job (a worker process of our pool, a caller's executor, a
+thread) calls ``run_job``. It loads the job's function, posts ``started``,
+calls the function with a ``JobHandle`` and returns the job's ``Outcome``:
+its final status, exception, the messages not yet sent and how many were
+sent. The outcome travels back with the job's future; the messages travel
+through the channel.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .channel import ChannelEnd
+from .errors import portable
+from .handle import PreloadHandle
+from .state import Message, PreloadState, PreloadStatus, check_update, to_message
+
+
+class JobFunction(NamedTuple):
+    """What a job calls: ``function(handle, data_id, **params)``, or, where
+    *bound* (a handle's own ``preload_data`` method), ``function(data_id, **...)``."""
+
+    function: Callable[..., Any]
+    params: dict[str, Any]
+    bound: bool
+
+
+class Job(NamedTuple):
+    """One job: the data id and its function, pickled (cloudpickle) for
+    another process or as it is for a thread."""
+
+    data_id: str
+    function: bytes | JobFunction
+
+
+class Outcome(NamedTuple):
+    """How a job ended, as the parent's collector applies it."""
+
+    status: str
+    exception: BaseException | None = None
+    traceback: str | None = None
+    tail: tuple[Message, ...] | list[Message] = ()
+    sent: int = 0
+
+
+_local = threading.local()
+
+
+def current_job(token: str) -> JobHandle | None:
+    """The handle of the job of channel *token* running in this thread, if any."""
+    job = getattr(_local, "job", None)
+    return job if job is not None and job.end.token == token else None
+
+
+class JobHandle(PreloadHandle):
+    """The handle a job sees in its worker: ``notify`` posts to the channel,
+    ``cancelled`` reads the shared cancel flag."""
+
+    def __init__(self, end: ChannelEnd, data_id: str):
+        self.end = end
+        self.data_id = data_id
+        self._outbox = end.outbox()
+        self._saw_cancel = False
+        self._state = PreloadState(data_id, status=PreloadStatus.started)
+
+    @property
+    def cancelled(self) -> bool:
+        if self.end.cancel_requested():
+            self._saw_cancel = True
+            return True
+        return False
+
+    def cancel(self) -> None:
+        """Cancel the whole preload: every job sees ``cancelled``."""
+        self.end.request_cancel()
+
+    def get_state(self, data_id: str) -> PreloadState:
+        """What this job has reported about its own data id."""
+        if data_id != self.data_id:
+            raise ValueError(f"a job knows only its own state ({self.data_id!r})")
+        return self._state.copy()
+
+    def show(self) -> None:
+        return None
+
+    def notify(self, state: PreloadState) -> None:
+        """Post a state change; progress-only changes are coalesced."""
+        check_update(state, self.end.data_ids)
+        data_id = state.data_id
+        if state.status is None and state.message is None and state.exception is None:
+            if state.progress is not None:
+                if data_id == self.data_id:
+                    self._state.progress = state.progress
+                self._outbox.post_progress(data_id, state.progress)
+            return
+        if state.exception is not None and self.end.remote:
+            state = state.copy()
+            state.exception = portable(state.exception)
+        if data_id == self.data_id:
+            self._state.update(state)
+        self._outbox.post(to_message(state))
+
+    def finish(
+        self,
+        status: PreloadStatus,
+        exception: BaseException | None = None,
+        traceback_text: str | None = None,
+    ) -> Outcome:
+        tail, sent = self._outbox.take(self.data_id)
+        return Outcome(status.value, exception, traceback_text, tail, sent)
+
+
+_loaded: tuple[bytes, JobFunction] | None = None
+
+
+def _load(function: bytes | JobFunction) -> JobFunction:
+    # A worker runs many jobs of the same function: unpickle it once.
+    global _loaded
+    if isinstance(function, JobFunction):
+        return function
+    if _loaded is None or _loaded[0] != function:
+        _loaded = (function, pickle.loads(function))
+    return _loaded[1]
+
+
+_process_end: ChannelEnd | None = None
+
+
+def init_process(end: ChannelEnd) -> None:
+    """Pool initializer: keep the channel end; leave Ctrl-C to the parent."""
+    global _process_end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _process_end = end
+
+
+def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
+    """Run *job*, posting to *end* (or to the end this process was given)."""
+    end = end or _process_end
+    assert end is not None, "no channel end: init_process() was not called"
+    function, params, bound = _load(job.function)
+    handle = JobHandle(end, job.data_id)
+    if end.cancel_requested():
+        return handle.finish(PreloadStatus.cancelled)
+    handle._outbox.post((job.data_id, PreloadStatus.started.value, None, None, None))
+    _local.job = handle
+    try:
+        if bound:
+            function(job.data_id, **params)
+        else:
+            function(handle, job.data_id, **params)
+    except Exception as exc:
+        if not end.remote:
+            return handle.finish(PreloadStatus.failed, exc)
+        text = traceback.format_exc()
+        return handle.finish(PreloadStatus.failed, portable(exc, text), text)
+    finally:
+        _local.job = None
+    if handle._saw_cancel:
+        return handle.finish(PreloadStatus.cancelled)
+    return handle.finish(PreloadStatus.completed)
