@@ -1,0 +1,37 @@
+"""The seed scenario: four data ids, each preloaded in ticks with progress and steps."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .handle import PreloadHandle
+from .state import PreloadState, PreloadStatus
+
+DATA_IDS = (
+    "tt-data/tinky-winky.nc",
+    "tt-data/dipsy.zarr",
+    "tt-data/laa-laa.tiff",
+    "tt-data/po.zarr.zip",
+)
+
+
+def demo_ids(count: int) -> tuple[str, ...]:
+    """The seed's data ids, then made-up ones, *count* in all."""
+    extra = (f"tt-data/noo-noo-{i}.nc" for i in range(1, count - len(DATA_IDS) + 1))
+    return (*DATA_IDS, *extra)[:count]
+
+
+def preload_data(handle: PreloadHandle, data_id: str, duration: float = 10.0) -> None:
+    """Pretend to preload *data_id* in 100 ticks over 0.5-1.5 x *duration* seconds."""
+    seconds = duration * random.uniform(0.5, 1.5)
+    num_ticks = 100
+    for i in range(num_ticks):
+        time.sleep(seconds / num_ticks)
+        if handle.cancelled:
+            handle.notify(PreloadState(data_id, status=PreloadStatus.cancelled))
+            return
+        handle.notify(PreloadState(data_id, progress=i / num_ticks))
+        if i % 10 == 0:
+            handle.notify(PreloadState(data_id, message=f"Step #{i // 10 + 1}"))
+    handle.notify(PreloadState(data_id, progress=1.0, message="Done."))
