@@ -72,6 +72,7 @@ class Engine:
         self._closed = False
         self._terminated = False
         self._own_executor: ProcessPoolExecutor | None = None
+        self._workers: dict = {}
         self.channel: Channel | None = None
         self.collector = Collector(self.table, on_status)
         if not data_ids:
@@ -106,6 +107,9 @@ class Engine:
                     initializer=init_process,
                     initargs=(self.channel.end,),
                 )
+                # The pool's own map of its workers (pid -> process); shutdown()
+                # drops the pool's reference, this one stays current.
+                self._workers = executor._processes
         self.channel.start(self.collector.deliver)
         # Our own pool's workers got the channel end once, in the initializer.
         end = None if self._own_executor else self.channel.end
@@ -181,7 +185,7 @@ class Engine:
         """Stop our pool's workers and their children, so running jobs end."""
         self._terminated = True
         procs: list[psutil.Process] = []
-        for process in list(self._own_executor._processes.values()):
+        for process in list(self._workers.values()):
             try:
                 worker = psutil.Process(process.pid)
                 procs += [worker, *worker.children(recursive=True)]

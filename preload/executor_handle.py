@@ -146,8 +146,9 @@ class ExecutorPreloadHandle(PreloadHandle):
         if job is not None:
             job.notify(state)
             return
+        engine = self._parent()
         check_update(state, self._data_ids)
-        self._parent().notify(state)
+        engine.notify(state)
 
     def get_state(self, data_id: str) -> PreloadState:
         """A snapshot of the state of the job for *data_id*."""

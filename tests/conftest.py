@@ -1,0 +1,60 @@
+"""Shared fixtures: every test must leave no process or thread of ours behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+
+# multiprocessing's own helpers live until the interpreter exits; not ours.
+HELPERS = ("resource_tracker", "forkserver")
+
+
+def our_processes() -> list[psutil.Process]:
+    """Child processes, less multiprocessing's resource tracker and forkserver."""
+    me = psutil.Process()
+    found = []
+    for proc in me.children(recursive=True):
+        try:
+            helper = proc.ppid() == me.pid and any(
+                h in " ".join(proc.cmdline()) for h in HELPERS
+            )
+        except psutil.Error:
+            continue
+        if not helper:
+            found.append(proc)
+    return found
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.005) -> bool:
+    """Poll *predicate* until it is true or *timeout* passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fail a test that leaves a process or thread running."""
+    threads_before = set(threading.enumerate())
+    pids_before = {p.pid for p in our_processes()}
+    yield
+    left = [p for p in our_processes() if p.pid not in pids_before]
+    _, alive = psutil.wait_procs(left, timeout=5)
+    assert not alive, f"processes left running: {alive}"
+    new_threads = [t for t in threading.enumerate() if t not in threads_before]
+    for thread in new_threads:
+        thread.join(timeout=5)
+    alive_threads = [t for t in new_threads if t.is_alive()]
+    assert not alive_threads, f"threads left running: {alive_threads}"
+
+
+@pytest.fixture(params=[None, "spawn"], ids=["default", "spawn"])
+def mp_context(request):
+    """The default start method (forkserver on Linux), and spawn."""
+    return request.param

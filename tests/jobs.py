@@ -1,0 +1,92 @@
+"""Preload functions the tests run in worker processes (importable by name)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
+
+
+def ticks(handle, data_id, n=10, pause=0.001):
+    """The seed's job, short: progress, a message every few ticks, "Done."."""
+    for i in range(n):
+        time.sleep(pause)
+        if handle.cancelled:
+            handle.notify(PreloadState(data_id, status=PreloadStatus.cancelled))
+            return
+        handle.notify(PreloadState(data_id, progress=i / n))
+        if i % 3 == 0:
+            handle.notify(PreloadState(data_id, message=f"Step #{i // 3 + 1}"))
+    handle.notify(PreloadState(data_id, progress=1.0, message="Done."))
+
+
+def fail(handle, data_id):
+    handle.notify(PreloadState(data_id, message="about to fail"))
+    raise ValueError(f"cannot preload {data_id}")
+
+
+class LockedError(Exception):
+    """An exception that cannot be pickled (it holds a lock)."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def fail_unpicklable(handle, data_id):
+    raise LockedError(f"locked {data_id}")
+
+
+def notify(handle, data_id, to_id=None, **fields):
+    """Notify one state built from *fields*, for *to_id* if given."""
+    handle.notify(PreloadState(to_id or data_id, **fields))
+
+
+def many_messages(handle, data_id, n=200):
+    for i in range(n):
+        handle.notify(PreloadState(data_id, progress=(i + 1) / n))
+        handle.notify(PreloadState(data_id, message=f"m{i}"))
+
+
+def instant(handle, data_id):
+    """Returns at once; ids ending in an odd digit fail."""
+    if int(data_id[-1]) % 2:
+        raise RuntimeError(f"odd {data_id}")
+
+
+def gate(handle, data_id, path):
+    """Runs until *path* exists (then completes) or until cancelled."""
+    Path(path, f"started-{data_id.replace('/', '_')}").touch()
+    while not Path(path, "open").exists():
+        if handle.cancelled:
+            return
+        time.sleep(0.002)
+
+
+def stubborn(handle, data_id, path):
+    """Never looks at cancelled; starts a child process that sleeps too."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    Path(path, f"child-{data_id}").write_text(str(child.pid))
+    Path(path, f"started-{data_id}").write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+class PrefixHandle(ExecutorPreloadHandle):
+    """xcube-zenodo's pattern: the handle's own method does the work."""
+
+    def __init__(self, data_ids, prefix, **kwargs):
+        self.prefix = prefix
+        super().__init__(data_ids, **kwargs)
+
+    def preload_data(self, data_id, **params):
+        self.notify(PreloadState(data_id, progress=0.5))
+        self.notify(
+            PreloadState(data_id, message=f"{self.prefix}:{data_id}:{os.getpid()}")
+        )
+        if self.cancelled:
+            return

@@ -1,0 +1,227 @@
+"""The engine with real worker processes (default start method and spawn)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
+from preload.errors import RemoteError, RemoteTraceback
+
+import jobs
+from conftest import wait_until
+
+S = PreloadStatus
+IDS = ("tt-data/tinky-winky.nc", "tt-data/dipsy.zarr", "tt-data/laa-laa.tiff")
+
+
+def statuses(handle):
+    return [s.status for s in handle.states]
+
+
+def run(data_ids, function, mp_context=None, **kwargs):
+    kwargs.setdefault("silent", True)
+    return ExecutorPreloadHandle(data_ids, function, mp_context=mp_context, **kwargs)
+
+
+def test_blocking_call_completes_every_job(mp_context):
+    handle = run(IDS, jobs.ticks, mp_context)
+    assert handle.done
+    assert handle.states == [PreloadState(i, S.completed, 1.0, "Done.") for i in IDS]
+
+
+def test_failure_keeps_exception_and_worker_traceback(mp_context):
+    handle = run(("ok", "bad"), _by_id, mp_context, outcomes={"bad": jobs.fail})
+    ok, bad = handle.states
+    assert ok.status is S.completed
+    assert bad.status is S.failed
+    assert bad.message == "about to fail"
+    assert isinstance(bad.exception, ValueError)
+    assert str(bad.exception) == "cannot preload bad"
+    cause = bad.exception.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "in fail" in cause.text and "ValueError: cannot preload bad" in cause.text
+
+
+def _by_id(handle, data_id, outcomes):
+    outcomes.get(data_id, jobs.ticks)(handle, data_id)
+
+
+def test_exception_that_cannot_be_pickled_gets_a_stand_in(mp_context):
+    handle = run(("a",), jobs.fail_unpicklable, mp_context)
+    error = handle.get_state("a").exception
+    assert isinstance(error, RemoteError)
+    assert error.type_name == "LockedError"
+    assert str(error) == "LockedError: locked a"
+    assert "fail_unpicklable" in error.traceback_text
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"to_id": "nope", "progress": 0.5}, "'nope' is not a data id"),
+        ({"progress": 1.5}, r"progress must be in \[0, 1\], got 1.5"),
+        ({"progress": math.nan}, "got nan"),
+        ({"progress": -0.1}, "got -0.1"),
+        ({"status": "started"}, "status must be a PreloadStatus"),
+    ],
+)
+def test_bad_notify_in_a_worker_fails_the_job(fields, match):
+    handle = run(("a", "b"), jobs.notify, **fields)
+    for state in handle.states:
+        assert state.status is S.failed
+        assert isinstance(state.exception, ValueError)
+        assert re.search(match, str(state.exception))
+
+
+def test_every_message_is_applied_before_the_final_status(mp_context):
+    handle = run(("a", "b"), jobs.many_messages, mp_context, n=300)
+    for state in handle.states:
+        assert state == PreloadState(state.data_id, S.completed, 1.0, "m299")
+
+
+@pytest.mark.slow
+def test_400_jobs_that_return_at_once_each_get_their_own_outcome():
+    ids = [f"id-{i:03d}" for i in range(400)]
+    handle = run(ids, jobs.instant)
+    for state in handle.states:
+        if int(state.data_id[-1]) % 2:
+            assert state.status is S.failed, state
+            assert str(state.exception) == f"odd {state.data_id}"
+        else:
+            assert state.status is S.completed, state
+            assert state.exception is None
+
+
+def test_non_blocking_call_returns_before_jobs_end(mp_context, tmp_path):
+    with run(IDS, jobs.gate, mp_context, blocking=False, path=str(tmp_path)) as handle:
+        assert not handle.done
+        assert wait_until(lambda: S.started in statuses(handle))
+        assert not handle.wait(0.01)
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+        assert statuses(handle) == [S.completed] * 3
+
+
+def test_cancel_stops_running_and_queued_jobs(mp_context, tmp_path):
+    ids = ("run", "next", "queued-1", "queued-2")
+    handle = run(
+        ids, jobs.gate, mp_context, blocking=False, max_workers=1, path=str(tmp_path)
+    )
+    with handle:
+        assert wait_until(lambda: handle.get_state("run").status is S.started)
+        handle.cancel()
+        assert handle.cancelled
+        # Queued jobs are cancelled when cancel() returns.
+        assert handle.get_state("queued-2").status is S.cancelled
+        assert handle.wait(30)
+        # The running job saw `cancelled` and returned: CANCELLED, not COMPLETED.
+        assert statuses(handle) == [S.cancelled] * 4
+        assert not Path(tmp_path, "started-queued-2").exists()
+
+
+def test_close_terminates_jobs_that_ignore_cancel(tmp_path):
+    handle = run(
+        ("a", "b"), jobs.stubborn, blocking=False, cancel_grace=0.2, path=str(tmp_path)
+    )
+    assert wait_until(lambda: Path(tmp_path, "child-b").exists(), 30)
+    assert wait_until(lambda: Path(tmp_path, "child-a").exists(), 30)
+    children = [int(Path(tmp_path, f"child-{i}").read_text()) for i in "ab"]
+    handle.close()
+    assert statuses(handle) == [S.cancelled, S.cancelled]
+    for pid in children:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    handle.close()  # idempotent
+
+
+def test_close_cancels_cooperative_jobs(tmp_path):
+    handle = run(IDS, jobs.gate, blocking=False, path=str(tmp_path))
+    assert wait_until(lambda: S.started in statuses(handle))
+    handle.close()
+    assert statuses(handle) == [S.cancelled] * 3
+
+
+def test_subclass_method_runs_in_worker_processes(mp_context):
+    handle = jobs.PrefixHandle(IDS, "zenodo", silent=True, mp_context=mp_context)
+    pids = set()
+    for state in handle.states:
+        assert state.status is S.completed
+        assert state.progress == 0.5
+        prefix, data_id, pid = state.message.split(":")
+        assert (prefix, data_id) == ("zenodo", state.data_id)
+        pids.add(int(pid))
+    assert psutil.Process().pid not in pids
+
+
+def test_the_same_function_runs_on_threads():
+    with ThreadPoolExecutor(2) as executor:
+        handle = run(IDS, jobs.ticks, executor=executor)
+        assert statuses(handle) == [S.completed] * 3
+        # The caller's executor is not shut down.
+        assert executor.submit(sum, [1, 2]).result() == 3
+        handle = run(IDS, jobs.fail, executor=executor)
+        assert statuses(handle) == [S.failed] * 3
+        assert handle.get_state(IDS[0]).exception.__traceback__ is not None
+
+
+def test_subclass_on_threads_uses_the_handle_itself():
+    with ThreadPoolExecutor(2) as executor:
+        handle = jobs.PrefixHandle(IDS, "t", silent=True, executor=executor)
+    assert statuses(handle) == [S.completed] * 3
+
+
+def test_caller_process_pool_is_used_and_not_shut_down():
+    with ProcessPoolExecutor(2) as executor:
+        handle = run(IDS, jobs.ticks, executor=executor)
+        assert statuses(handle) == [S.completed] * 3
+        assert executor.submit(sum, [1, 2]).result() == 3
+
+
+def test_handle_api_snapshots_and_text(tmp_path):
+    with run(IDS, jobs.gate, blocking=False, path=str(tmp_path)) as handle:
+        snapshot = handle.get_state(IDS[0])
+        snapshot.message = "changed"
+        assert handle.get_state(IDS[0]).message is None
+        with pytest.raises(KeyError):
+            handle.get_state("nope")
+        handle.notify(PreloadState(IDS[2], message="from the parent"))
+        assert wait_until(lambda: handle.get_state(IDS[2]).message is not None)
+        with pytest.raises(ValueError):
+            handle.notify(PreloadState("nope", message="x"))
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+    assert [s.data_id for s in handle.states] == list(IDS)
+    text = str(handle)
+    assert text == repr(handle)
+    assert text.splitlines()[0].split() == [
+        "Data",
+        "ID",
+        "Status",
+        "Progress",
+        "Message",
+        "Exception",
+    ]
+    assert "COMPLETED" in text
+    assert handle._repr_html_().startswith("<table>")
+
+
+def test_status_lines_print_once_per_status_change(capsys):
+    run(IDS, jobs.ticks, silent=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(IDS)
+    assert sorted(line.split()[1:] for line in lines) == sorted(
+        [[i, status] for i in IDS for status in ("STARTED", "COMPLETED")]
+    )
+
+
+def test_handle_copy_in_a_worker_needs_a_job():
+    copy = pickle.loads(pickle.dumps(jobs.PrefixHandle((), "p", silent=True)))
+    assert not copy.cancelled
+    with pytest.raises(RuntimeError, match="outside a job"):
+        copy.notify(PreloadState("a"))

@@ -1,0 +1,98 @@
+"""Bad input fails before any process starts."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from preload import ExecutorPreloadHandle
+
+import jobs
+from conftest import our_processes
+
+
+def closure_over_a_lock():
+    lock = threading.Lock()
+
+    def uses_a_lock(handle, data_id):
+        with lock:
+            pass
+
+    return uses_a_lock
+
+
+def guarded(handle, data_id, guard):
+    with guard:
+        pass
+
+
+def make_handle(*args, **kwargs):
+    before = {p.pid for p in our_processes()}
+    try:
+        return ExecutorPreloadHandle(*args, silent=True, **kwargs)
+    finally:
+        assert {p.pid for p in our_processes()} <= before, "a process was started"
+
+
+@pytest.mark.parametrize(
+    ("data_ids", "error", "match"),
+    [
+        ("a.nc", TypeError, "sequence of str"),
+        ({"a", "b"}, TypeError, "sequence of str"),
+        (["a", 1], TypeError, "non-empty strs"),
+        (["a", ""], TypeError, "non-empty strs"),
+        (["a", "b", "a", "c", "b"], ValueError, "duplicate data ids: a, b"),
+    ],
+)
+def test_bad_data_ids(data_ids, error, match):
+    with pytest.raises(error, match=match):
+        make_handle(data_ids, jobs.ticks)
+
+
+def test_function_must_be_callable():
+    with pytest.raises(TypeError, match="must be callable"):
+        make_handle(["a"], "jobs.ticks")
+
+
+def test_function_or_override_is_needed():
+    with pytest.raises(TypeError, match="override the preload_data"):
+        make_handle(["a"])
+
+
+def test_function_that_cannot_be_sent_is_named():
+    with pytest.raises(TypeError, match=r"uses_a_lock.*cannot be sent.*lock"):
+        make_handle(["a"], closure_over_a_lock())
+
+
+def test_parameter_that_cannot_be_sent_is_named():
+    with pytest.raises(TypeError, match=r"parameter 'guard' cannot be sent.*lock"):
+        make_handle(["a"], jobs.ticks, guard=threading.Lock())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"executor": "threads"}, TypeError, "Executor"),
+        ({"max_workers": 0}, ValueError, "max_workers"),
+        ({"max_workers": 1.5}, TypeError, "max_workers"),
+        ({"cancel_grace": -1}, ValueError, "cancel_grace"),
+        ({"cancel_grace": "1"}, TypeError, "cancel_grace"),
+        ({"mp_context": 3}, TypeError, "mp_context"),
+    ],
+)
+def test_bad_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_handle(["a"], jobs.ticks, **kwargs)
+
+
+def test_threads_need_no_pickling():
+    with ThreadPoolExecutor(1) as executor:
+        handle = make_handle(["a"], guarded, executor, guard=threading.Lock())
+    assert handle.get_state("a").status.name == "completed"
+
+
+def test_empty_data_ids_are_done_at_once():
+    with make_handle([], jobs.ticks, blocking=False) as handle:
+        assert handle.done
+        assert handle.wait(0)
+        assert handle.states == []
