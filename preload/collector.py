@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .errors import RemoteTraceback
+from .errors import PackedError, unpack
 from .state import Message, PreloadState, PreloadStatus, from_message
 from .states import StateTable
 from .worker import Outcome
@@ -101,8 +101,8 @@ class Collector:
         for message in outcome.tail:
             self._apply(from_message(message))
         exception = outcome.exception
-        if exception is not None and outcome.traceback:
-            exception.__cause__ = RemoteTraceback(outcome.traceback)
+        if isinstance(exception, PackedError):
+            exception = unpack(exception)
         final = PreloadState(
             data_id, PreloadStatus(outcome.status), exception=exception
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from typing import NamedTuple
+
+import cloudpickle
 
 
 class RemoteTraceback(Exception):
@@ -17,7 +20,7 @@ class RemoteTraceback(Exception):
 
 
 class RemoteError(Exception):
-    """Stands in for a worker's exception that could not be sent to the parent.
+    """Stands in for a worker's exception that could not reach the parent.
 
     Keeps the original type name, message and traceback text.
     """
@@ -32,10 +35,34 @@ class RemoteError(Exception):
         return f"{self.type_name}: {self.message}"
 
 
-def portable(exc: BaseException, traceback_text: str = "") -> BaseException:
-    """*exc* if it survives pickling, else a ``RemoteError`` standing in for it."""
+class PackedError(NamedTuple):
+    """An exception on its way to the parent: cloudpickled (its class may be
+    defined in a notebook or ``__main__``), with what a stand-in needs."""
+
+    data: bytes | None
+    type_name: str
+    message: str
+    traceback_text: str
+
+
+def pack(exc: BaseException, traceback_text: str = "") -> PackedError:
+    """*exc* in a form that plain pickle carries from any worker."""
     try:
-        pickle.loads(pickle.dumps(exc))
+        data = cloudpickle.dumps(exc)
     except Exception:
-        return RemoteError(type(exc).__qualname__, str(exc), traceback_text)
-    return exc
+        data = None
+    return PackedError(data, type(exc).__qualname__, str(exc), traceback_text)
+
+
+def unpack(packed: PackedError) -> BaseException:
+    """The exception *packed* stands for, or a ``RemoteError`` in its place."""
+    if packed.data is not None:
+        try:
+            exc = pickle.loads(packed.data)
+        except Exception:
+            pass
+        else:
+            if packed.traceback_text:
+                exc.__cause__ = RemoteTraceback(packed.traceback_text)
+            return exc
+    return RemoteError(packed.type_name, packed.message, packed.traceback_text)

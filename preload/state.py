@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Container
 from enum import Enum
 
+from .errors import PackedError, unpack
+
 
 class PreloadStatus(Enum):
     """The status of one preload job."""
@@ -118,6 +120,8 @@ def from_message(message: Message) -> PreloadState:
     """The state a wire message stands for."""
     data_id, status, progress, text, exception = message
     status = PreloadStatus(status) if status is not None else None
+    if isinstance(exception, PackedError):
+        exception = unpack(exception)
     return PreloadState(data_id, status, progress, text, exception)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .channel import ChannelEnd
-from .errors import portable
+from .errors import PackedError, pack
 from .handle import PreloadHandle
 from .state import Message, PreloadState, PreloadStatus, check_update, to_message
 
@@ -44,8 +44,7 @@ class Outcome(NamedTuple):
     """How a job ended, as the parent's collector applies it."""
 
     status: str
-    exception: BaseException | None = None
-    traceback: str | None = None
+    exception: BaseException | PackedError | None = None
     tail: tuple[Message, ...] | list[Message] = ()
     sent: int = 0
 
@@ -102,7 +101,7 @@ class JobHandle(PreloadHandle):
             return
         if state.exception is not None and self.end.remote:
             state = state.copy()
-            state.exception = portable(state.exception)
+            state.exception = pack(state.exception)
         if data_id == self.data_id:
             self._state.update(state)
         self._outbox.post(to_message(state))
@@ -110,11 +109,10 @@ class JobHandle(PreloadHandle):
     def finish(
         self,
         status: PreloadStatus,
-        exception: BaseException | None = None,
-        traceback_text: str | None = None,
+        exception: BaseException | PackedError | None = None,
     ) -> Outcome:
         tail, sent = self._outbox.take(self.data_id)
-        return Outcome(status.value, exception, traceback_text, tail, sent)
+        return Outcome(status.value, exception, tail, sent)
 
 
 _loaded: tuple[bytes, JobFunction] | None = None
@@ -158,8 +156,7 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     except Exception as exc:
         if not end.remote:
             return handle.finish(PreloadStatus.failed, exc)
-        text = traceback.format_exc()
-        return handle.finish(PreloadStatus.failed, portable(exc, text), text)
+        return handle.finish(PreloadStatus.failed, pack(exc, traceback.format_exc()))
     finally:
         _local.job = None
     if handle._saw_cancel:
