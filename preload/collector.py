@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 
 from .errors import PackedError, unpack
-from .state import Message, PreloadState, PreloadStatus, from_message
+from .state import STATUS_BY_VALUE, Message, PreloadState, to_message
 from .states import StateTable
 from .worker import Outcome
 
@@ -72,7 +72,7 @@ class Collector:
                 for message in item[1]:
                     self._apply_message(message)
             elif kind == _UPDATE:
-                self._apply(item[1])
+                self._apply(to_message(item[1]))
             elif kind == _OUTCOME:
                 self._park_or_finish(item[1], item[2])
             elif kind == _SYNC:
@@ -85,7 +85,7 @@ class Collector:
     def _apply_message(self, message: Message) -> None:
         data_id = message[0]
         self._received[data_id] = self._received.get(data_id, 0) + 1
-        self._apply(from_message(message))
+        self._apply(message)
         outcome = self._parked.get(data_id)
         if outcome is not None and self._received[data_id] >= outcome.sent:
             self._finish(data_id, outcome)
@@ -99,15 +99,15 @@ class Collector:
     def _finish(self, data_id: str, outcome: Outcome) -> None:
         self._parked.pop(data_id, None)
         for message in outcome.tail:
-            self._apply(from_message(message))
-        exception = outcome.exception
+            self._apply(message)
+        self._apply((data_id, outcome.status, None, None, outcome.exception))
+
+    def _apply(self, message: Message) -> None:
+        data_id, status, progress, text, exception = message
+        if status is not None:
+            status = STATUS_BY_VALUE[status]
         if isinstance(exception, PackedError):
             exception = unpack(exception)
-        final = PreloadState(
-            data_id, PreloadStatus(outcome.status), exception=exception
-        )
-        self._apply(final)
-
-    def _apply(self, update: PreloadState) -> None:
-        if self._table.apply(update) and self._on_status is not None:
-            self._on_status(self._table.get(update.data_id))
+        changed = self._table.apply(data_id, status, progress, text, exception)
+        if changed and self._on_status is not None:
+            self._on_status(self._table.get(data_id))

@@ -37,8 +37,20 @@ TERMINATE_WAIT = 1.0
 def default_mp_context() -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
+        _preload_in_forkserver()
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def _preload_in_forkserver() -> None:
+    # A forkserver that has imported the worker module starts each worker
+    # and Manager in ~12 ms instead of ~80 ms. Keep what is preloaded already
+    # (by default __main__); this takes effect if the forkserver is not running.
+    from multiprocessing import forkserver
+
+    modules = getattr(forkserver._forkserver, "_preload_modules", None)
+    if modules is not None and "preload.worker" not in modules:
+        forkserver.set_forkserver_preload([*modules, "preload.worker"])
 
 
 def usable_cpus() -> int:

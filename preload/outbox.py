@@ -1,8 +1,9 @@
 """Worker side of the channel: how a job's messages leave the worker.
 
-A job posts two kinds of messages. Progress-only updates are frequent and
-only the newest matters, so they are coalesced. Everything else (status,
-message or exception changes) is urgent and keeps its order.
+A job posts three kinds of messages. Its ``started`` status; progress-only
+updates, frequent, of which only the newest matters, so they are coalesced;
+everything else (status, message or exception changes) is urgent and keeps
+its order.
 
 ``CoalescingOutbox`` serves worker processes, where a send through a Manager
 queue costs ~100 us: a background sender thread ships urgent messages at
@@ -32,8 +33,16 @@ Send = Callable[[list[Message]], None]
 PROGRESS_INTERVAL = 0.05
 """Seconds between two sends of progress-only updates (about 20 per second)."""
 
+TICK = 0.005
+"""Seconds between two looks of a sender thread for deferred messages."""
+
+START_DELAY = 0.005
+"""Seconds a ``started`` status waits, so that short jobs need no send for it."""
+
 IDLE_EXIT = 1.0
 """Seconds a sender thread waits for work before it ends."""
+
+STARTED = "started"
 
 
 class DirectOutbox:
@@ -45,6 +54,9 @@ class DirectOutbox:
     def post(self, message: Message) -> None:
         self._send([message])
 
+    def post_started(self, data_id: str) -> None:
+        self._send([(data_id, STARTED, None, None, None)])
+
     def post_progress(self, data_id: str, progress: float) -> None:
         self._send([(data_id, None, progress, None, None)])
 
@@ -54,12 +66,19 @@ class DirectOutbox:
 
 
 class CoalescingOutbox:
-    """Coalesces progress and sends batches from a background thread."""
+    """Coalesces progress and sends batches from a background thread.
+
+    The thread ticks every ``TICK`` seconds while there is work, so that
+    deferred messages need no wake-up, and ends after ``IDLE_EXIT`` idle
+    seconds. A job's ``started`` is deferred by ``START_DELAY``: a job that
+    ends sooner carries it in its outcome instead of a send of its own.
+    """
 
     def __init__(self, send: Send):
         self._send = send
         self._cond = threading.Condition()
         self._urgent: list[Message] = []
+        self._started: dict[str, float] = {}
         self._progress: dict[str, float] = {}
         self._progress_armed = False
         self._next_progress = 0.0
@@ -71,11 +90,22 @@ class CoalescingOutbox:
         """Queue an urgent message; it carries the pending progress of its id."""
         data_id = message[0]
         with self._cond:
+            self._flush_started(data_id)
             progress = self._progress.pop(data_id, None)
             if progress is not None and message[2] is None:
                 message = (data_id, message[1], progress, message[3], message[4])
             self._urgent.append(message)
-            self._wake()
+            if self._thread is None:
+                self._start_thread()
+            else:
+                self._cond.notify()
+
+    def post_started(self, data_id: str) -> None:
+        """Queue the ``started`` status of *data_id*, deferred by START_DELAY."""
+        with self._cond:
+            self._started[data_id] = time.monotonic() + START_DELAY
+            if self._thread is None:
+                self._start_thread()
 
     def post_progress(self, data_id: str, progress: float) -> None:
         """Record the newest progress of *data_id* (the hot path: no lock)."""
@@ -83,7 +113,8 @@ class CoalescingOutbox:
         if not self._progress_armed:
             with self._cond:
                 self._progress_armed = True
-                self._wake()
+                if self._thread is None:
+                    self._start_thread()
 
     def take(self, data_id: str) -> tuple[list[Message], int]:
         """Remove and return the unsent messages of *data_id*, and the sent count.
@@ -94,6 +125,7 @@ class CoalescingOutbox:
         with self._cond:
             while self._sending:
                 self._cond.wait()
+            self._flush_started(data_id)
             tail = [m for m in self._urgent if m[0] == data_id]
             if tail:
                 self._urgent = [m for m in self._urgent if m[0] != data_id]
@@ -102,33 +134,42 @@ class CoalescingOutbox:
                 tail.append((data_id, None, progress, None, None))
             return tail, self._sent.pop(data_id, 0)
 
-    def _wake(self) -> None:
+    def _flush_started(self, data_id: str) -> None:
+        # Called with the lock held: a deferred `started` goes before the
+        # other messages of its id.
+        if self._started.pop(data_id, None) is not None:
+            self._urgent.append((data_id, STARTED, None, None, None))
+
+    def _start_thread(self) -> None:
         # Called with the lock held.
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="preload-outbox", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._cond.notify()
+        self._thread = threading.Thread(
+            target=self._run, name="preload-outbox", daemon=True
+        )
+        self._thread.start()
 
     def _next_batch(self) -> list[Message]:
         # Called with the lock held.
-        batch, self._urgent = self._urgent, []
-        if self._progress_armed and time.monotonic() >= self._next_progress:
+        now = time.monotonic()
+        for data_id, due in list(self._started.items()):
+            if due <= now:
+                self._flush_started(data_id)
+        if self._progress_armed and now >= self._next_progress:
             # Disarm before popping: a post_progress() racing with us then
             # either lands in this batch or arms the next one.
             self._progress_armed = False
             while self._progress:
                 data_id, progress = self._progress.popitem()
-                batch.append((data_id, None, progress, None, None))
-            self._next_progress = time.monotonic() + PROGRESS_INTERVAL
+                self._flush_started(data_id)
+                self._urgent.append((data_id, None, progress, None, None))
+            self._next_progress = now + PROGRESS_INTERVAL
+        batch, self._urgent = self._urgent, []
         for message in batch:
             self._sent[message[0]] = self._sent.get(message[0], 0) + 1
         return batch
 
     def _run(self) -> None:
         with self._cond:
+            idle_since = time.monotonic()
             while True:
                 batch = self._next_batch()
                 if batch:
@@ -144,11 +185,9 @@ class CoalescingOutbox:
                         self._cond.acquire()
                         self._sending = False
                         self._cond.notify_all()
-                    continue
-                if self._progress_armed:
-                    self._cond.wait(max(0.0, self._next_progress - time.monotonic()))
-                elif not self._cond.wait(IDLE_EXIT) and not (
-                    self._urgent or self._progress_armed
-                ):
+                if batch or self._started or self._progress_armed:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > IDLE_EXIT:
                     self._thread = None
                     return
+                self._cond.wait(TICK)

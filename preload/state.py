@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Container
 from enum import Enum
 
-from .errors import PackedError, unpack
-
 
 class PreloadStatus(Enum):
     """The status of one preload job."""
@@ -116,13 +114,8 @@ def to_message(state: PreloadState) -> Message:
     return (state.data_id, status, state.progress, state.message, state.exception)
 
 
-def from_message(message: Message) -> PreloadState:
-    """The state a wire message stands for."""
-    data_id, status, progress, text, exception = message
-    status = PreloadStatus(status) if status is not None else None
-    if isinstance(exception, PackedError):
-        exception = unpack(exception)
-    return PreloadState(data_id, status, progress, text, exception)
+STATUS_BY_VALUE = {status.value: status for status in PreloadStatus}
+"""The status of a wire message's status value (faster than ``PreloadStatus(v)``)."""
 
 
 def check_update(state: PreloadState, data_ids: Container[str]) -> None:

@@ -21,7 +21,7 @@ class StateTable:
             for data_id in data_ids
         }
         self._lock = threading.Lock()
-        self._open = len(self._states)
+        self._open = set(self._states)
         self._all_final = threading.Event()
         if not self._open:
             self._all_final.set()
@@ -32,19 +32,36 @@ class StateTable:
     def __len__(self) -> int:
         return len(self._states)
 
-    def apply(self, update: PreloadState) -> bool:
-        """Merge *update* into its job's state; True if the status changed."""
+    def apply(
+        self,
+        data_id: str,
+        status: PreloadStatus | None,
+        progress: float | None,
+        message: str | None,
+        exception: BaseException | None,
+    ) -> bool:
+        """Merge the given fields (None: unchanged) into the state of *data_id*.
+
+        Returns True if its status changed.
+        """
         with self._lock:
-            state = self._states[update.data_id]
-            if state.status.is_final:
+            if data_id not in self._open:
                 return False
-            old_status = state.status
-            state.update(update)
-            if state.status.is_final:
-                self._open -= 1
+            state = self._states[data_id]
+            if progress is not None:
+                state.progress = progress
+            if message is not None:
+                state.message = message
+            if exception is not None:
+                state.exception = exception
+            if status is None or status is state.status:
+                return False
+            state.status = status
+            if status.is_final:
+                self._open.discard(data_id)
                 if not self._open:
                     self._all_final.set()
-            return state.status is not old_status
+            return True
 
     def get(self, data_id: str) -> PreloadState:
         """A snapshot of the state of *data_id*."""
@@ -59,7 +76,7 @@ class StateTable:
     def open_ids(self) -> list[str]:
         """The data ids whose jobs have not ended."""
         with self._lock:
-            return [i for i, s in self._states.items() if not s.status.is_final]
+            return [i for i in self._states if i in self._open]
 
     @property
     def done(self) -> bool:

@@ -146,7 +146,7 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     handle = JobHandle(end, job.data_id)
     if end.cancel_requested():
         return handle.finish(PreloadStatus.cancelled)
-    handle._outbox.post((job.data_id, PreloadStatus.started.value, None, None, None))
+    handle._outbox.post_started(job.data_id)
     _local.job = handle
     try:
         if bound:

@@ -1,0 +1,198 @@
+"""Engine benchmarks, each measured side by side with its baseline in one run.
+
+    python scripts/bench.py [--quick]
+
+Prints one line per measure: the numbers, the ratio and the goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
+from preload.engine import default_mp_context
+
+
+def spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i % 7
+    return total
+
+
+def cpu_job(handle, data_id, n, chunks=100):
+    """CPU-bound work in chunks, with a progress notify per chunk."""
+    for i in range(chunks):
+        spin(n // chunks)
+        handle.notify(PreloadState(data_id, progress=(i + 1) / chunks))
+
+
+def raw_cpu_task(n, chunks=100):
+    for _ in range(chunks):
+        spin(n // chunks)
+
+
+def noop_job(handle, data_id):
+    pass
+
+
+def noop_task(data_id):
+    return data_id
+
+
+def notify_cost_job(handle, data_id, calls):
+    """Times notify() and cancelled in the worker; reports ns per call."""
+    state = PreloadState(data_id, progress=0.5)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        handle.notify(state)
+    t1 = time.perf_counter()
+    for i in range(calls):
+        handle.notify(PreloadState(data_id, progress=i / calls))
+    t2 = time.perf_counter()
+    for _ in range(calls):
+        handle.cancelled  # noqa: B018 - the read is what we time
+    t3 = time.perf_counter()
+    per = [(t1 - t0), (t2 - t1), (t3 - t2)]
+    handle.notify(
+        PreloadState(data_id, message=" ".join(f"{p / calls * 1e9:.0f}" for p in per))
+    )
+
+
+def wait_for_cancel_job(handle, data_id):
+    """Records when it first sees `cancelled`."""
+    handle.notify(PreloadState(data_id, message="running"))
+    while not handle.cancelled:
+        pass
+    handle.notify(PreloadState(data_id, message=repr(time.time())))
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def best(fn, repeat: int) -> float:
+    return min(timed(fn) for _ in range(repeat))
+
+
+def run_engine(ids, function, **kwargs):
+    handle = ExecutorPreloadHandle(ids, function, silent=True, **kwargs)
+    bad = [s for s in handle.states if s.status is not PreloadStatus.completed]
+    assert not bad, bad
+
+
+def run_raw(ids, task, *args):
+    context = default_mp_context()
+    with ProcessPoolExecutor(min(len(ids), 2), mp_context=context) as pool:
+        for future in [pool.submit(task, *args) for _ in ids]:
+            future.result()
+
+
+def bench_cpu(n: int, repeat: int) -> None:
+    ids = [f"cpu-{i}" for i in range(4)]
+    raw = best(lambda: run_raw(ids, raw_cpu_task, n), repeat)
+    engine = best(lambda: run_engine(ids, cpu_job, n=n), repeat)
+    serial = best(lambda: [raw_cpu_task(n) for _ in ids], 1)
+    with ThreadPoolExecutor(4) as pool:
+        threads = best(lambda: run_engine(ids, cpu_job, executor=pool, n=n), 1)
+    print(
+        f"cpu-bound, 4 jobs on 2 cores: engine {engine:.2f} s, raw pool {raw:.2f} s,"
+        f" serial {serial:.2f} s, engine on threads {threads:.2f} s"
+    )
+    print(f"  engine / raw ProcessPoolExecutor = {engine / raw:.2f} (goal <= 1.10)")
+    print(f"  engine / serial = {engine / serial:.2f} (goal <= 0.60)")
+    print(f"  engine on threads / serial = {threads / serial:.2f} (the GIL)")
+
+
+def bench_tiny(count: int, repeat: int) -> None:
+    ids = [f"tiny-{i}" for i in range(count)]
+    raw = best(lambda: run_raw(ids, noop_task, "x"), repeat)
+    engine = best(lambda: run_engine(ids, noop_job), repeat)
+    print(
+        f"{count} tiny jobs: engine {engine:.2f} s, raw submit loop {raw:.2f} s:"
+        f" ratio {engine / raw:.2f} (goal <= 1.5)"
+    )
+
+
+def bench_notify(calls: int) -> None:
+    handle = ExecutorPreloadHandle(["n"], notify_cost_job, silent=True, calls=calls)
+    prebuilt, built, cancelled = handle.get_state("n").message.split()
+    print(
+        f"in a worker: progress notify() {prebuilt} ns (goal <= 1000),"
+        f" with a new PreloadState {built} ns; cancelled {cancelled} ns (goal <= 2000)"
+    )
+
+
+def bench_cancel_latency(repeat: int) -> None:
+    delays = []
+    for _ in range(repeat):
+        handle = ExecutorPreloadHandle(
+            ["c"], wait_for_cancel_job, silent=True, blocking=False
+        )
+        while handle.get_state("c").message != "running":
+            time.sleep(0.001)
+        t0 = time.time()
+        handle.cancel()
+        handle.wait()
+        delays.append(float(handle.get_state("c").message) - t0)
+        handle.close()
+    print(
+        f"cancel() to a worker seeing cancelled: median"
+        f" {statistics.median(delays) * 1e3:.1f} ms, max {max(delays) * 1e3:.1f} ms"
+        " (goal <= 10 ms)"
+    )
+
+
+def first_start_job(handle, data_id):
+    handle.notify(PreloadState(data_id, message=repr(time.time())))
+
+
+def cold_start() -> float:
+    """In this (fresh) interpreter: seconds from constructor to first job start."""
+    t0 = time.time()
+    handle = ExecutorPreloadHandle(["a"], first_start_job, silent=True)
+    return float(handle.get_state("a").message) - t0
+
+
+def bench_cold_start(repeat: int) -> None:
+    times = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, __file__, "--cold-start"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        times.append(float(out))
+    print(
+        f"cold start, constructor to first job started: median"
+        f" {statistics.median(times) * 1e3:.0f} ms (goal <= 300 ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller, fewer runs")
+    parser.add_argument("--cold-start", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cold_start:
+        print(cold_start())
+        return
+    repeat = 1 if args.quick else 3
+    print(f"Python {sys.version.split()[0]}, start method {default_mp_context()._name}")
+    bench_cpu(3_000_000 if args.quick else 15_000_000, repeat)
+    bench_tiny(2000, repeat)
+    bench_notify(200_000)
+    bench_cancel_latency(5 if args.quick else 20)
+    bench_cold_start(3 if args.quick else 7)
+
+
+if __name__ == "__main__":
+    main()
