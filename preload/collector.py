@@ -108,6 +108,8 @@ class Collector:
             status = STATUS_BY_VALUE[status]
         if isinstance(exception, PackedError):
             exception = unpack(exception)
-        changed = self._table.apply(data_id, status, progress, text, exception)
-        if changed and self._on_status is not None:
+        if not self._table.apply(data_id, status, progress, text, exception):
+            return
+        if self._on_status is not None:
             self._on_status(self._table.get(data_id))
+        self._table.settle()

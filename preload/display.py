@@ -42,4 +42,5 @@ class StatusLines:
         line = f"{time.strftime('%H:%M:%S')} {state.data_id} {state.status}"
         if state.exception is not None:
             line += f": {type(state.exception).__name__}: {state.exception}"
-        print(line, file=stream, flush=True)
+        stream.write(line + "\n")
+        stream.flush()

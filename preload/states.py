@@ -11,7 +11,8 @@ from .state import PreloadState, PreloadStatus
 class StateTable:
     """The states of all jobs of one preload, in input order.
 
-    Only the collector thread writes (``apply``); readers get snapshots.
+    Only the collector thread writes (``apply``, ``settle``); readers get
+    snapshots.
     A final status never changes: later updates for that id are dropped.
     """
 
@@ -59,9 +60,17 @@ class StateTable:
             state.status = status
             if status.is_final:
                 self._open.discard(data_id)
-                if not self._open:
-                    self._all_final.set()
             return True
+
+    def settle(self) -> None:
+        """Wake the waiters if every job has ended.
+
+        The collector calls this after it has shown a change, so that a
+        waiter that prints finds the last status line printed.
+        """
+        with self._lock:
+            if not self._open:
+                self._all_final.set()
 
     def get(self, data_id: str) -> PreloadState:
         """A snapshot of the state of *data_id*."""

@@ -90,3 +90,17 @@ class PrefixHandle(ExecutorPreloadHandle):
         )
         if self.cancelled:
             return
+
+
+def cancel_then_more(handle, data_id):
+    """Ends itself CANCELLED, then keeps notifying: the later updates are dropped."""
+    handle.notify(PreloadState(data_id, message="stopping"))
+    handle.notify(PreloadState(data_id, status=PreloadStatus.cancelled))
+    handle.notify(PreloadState(data_id, progress=1.0, message="too late"))
+    handle.notify(PreloadState(data_id, status=PreloadStatus.completed))
+
+
+def report_error(handle, data_id):
+    """Notifies an exception of a class the parent cannot import."""
+    error_class = type("LocalError", (Exception,), {})
+    handle.notify(PreloadState(data_id, exception=error_class("reported")))

@@ -225,3 +225,21 @@ def test_handle_copy_in_a_worker_needs_a_job():
     assert not copy.cancelled
     with pytest.raises(RuntimeError, match="outside a job"):
         copy.notify(PreloadState("a"))
+
+
+def test_a_final_status_never_changes():
+    handle = run(("a",), jobs.cancel_then_more)
+    assert handle.states == [PreloadState("a", S.cancelled, message="stopping")]
+
+
+def test_notified_exceptions_reach_the_parent():
+    handle = run(("a",), jobs.report_error)
+    state = handle.get_state("a")
+    assert state.status is S.completed
+    assert type(state.exception).__name__ == "LocalError"
+    assert str(state.exception) == "reported"
+
+
+def test_timeout_is_not_implemented_yet():
+    with pytest.raises(NotImplementedError, match="timeout"):
+        run(IDS, jobs.ticks, timeout=1.0)
