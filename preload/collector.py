@@ -13,6 +13,7 @@ outcome are applied, then the final status.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from .errors import PackedError, unpack
 from .state import STATUS_BY_VALUE, Message, PreloadState, to_message
 from .states import StateTable
 from .worker import Outcome
+
+logger = logging.getLogger(__name__)
 
 OnStatus = Callable[[PreloadState], None]
 
@@ -111,5 +114,10 @@ class Collector:
         if not self._table.apply(data_id, status, progress, text, exception):
             return
         if self._on_status is not None:
-            self._on_status(self._table.get(data_id))
+            try:
+                self._on_status(self._table.get(data_id))
+            except Exception:
+                # A broken display must not stop the jobs' bookkeeping.
+                logger.exception("showing a status change failed; no more are shown")
+                self._on_status = None
         self._table.settle()

@@ -243,3 +243,18 @@ def test_notified_exceptions_reach_the_parent():
 def test_timeout_is_not_implemented_yet():
     with pytest.raises(NotImplementedError, match="timeout"):
         run(IDS, jobs.ticks, timeout=1.0)
+
+
+class BrokenStream:
+    def write(self, text):
+        raise OSError("stdout is gone")
+
+    def flush(self):
+        pass
+
+
+def test_a_broken_display_does_not_stop_the_run(monkeypatch, caplog):
+    monkeypatch.setattr("sys.stdout", BrokenStream())
+    handle = run(IDS, jobs.ticks, silent=False)
+    assert statuses(handle) == [S.completed] * 3
+    assert "no more are shown" in caplog.text
