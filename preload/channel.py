@@ -23,14 +23,19 @@ same two classes.
 from __future__ import annotations
 
 import contextlib
-import signal
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from multiprocessing.managers import SyncManager
 
+from .errors import ChannelLostError
+from .lifeline import hold_on_to
 from .outbox import CoalescingOutbox, DirectOutbox, Send
+
+Lost = Callable[[Exception], None]
 
 CANCEL_POLL = 0.005
 """Seconds a worker trusts its last read of a remote cancel flag (notice <= 10 ms)."""
@@ -65,8 +70,9 @@ class Channel(ABC):
     end: ChannelEnd
 
     @abstractmethod
-    def start(self, deliver: Send) -> None:
-        """Start delivering the jobs' message batches to *deliver*."""
+    def start(self, deliver: Send, lost: Lost) -> None:
+        """Start delivering the jobs' message batches to *deliver*; call *lost*
+        if the transport breaks."""
 
     def cancel(self) -> None:
         """Raise the cancel flag for every job."""
@@ -109,7 +115,7 @@ class ThreadChannel(Channel):
     def __init__(self, data_ids: frozenset[str], token: str):
         self.end = ThreadEnd(data_ids, token)
 
-    def start(self, deliver: Send) -> None:
+    def start(self, deliver: Send, lost: Lost) -> None:
         self.end.connect(deliver)
 
     def close(self) -> None:
@@ -168,35 +174,50 @@ class ManagerEnd(ChannelEnd):
         self._cancelled = True
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; the parent decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class ManagerChannel(Channel):
     """Jobs in other processes post through a Manager queue."""
 
     def __init__(self, data_ids: frozenset[str], token: str, mp_context: BaseContext):
         self._manager = SyncManager(ctx=mp_context)
-        self._manager.start(_ignore_sigint)
+        self._manager.start(hold_on_to, (os.getpid(),))
         self.end = ManagerEnd(
             data_ids, token, self._manager.Queue(), self._manager.Event()
         )
         self._receiver: threading.Thread | None = None
 
-    def start(self, deliver: Send) -> None:
+    def cancel(self) -> None:
+        # A dead Manager cannot carry the flag; the engine stops the jobs.
+        with contextlib.suppress(EOFError, OSError):
+            super().cancel()
+
+    def cancel_requested(self) -> bool:
+        try:
+            return super().cancel_requested()
+        except (EOFError, OSError):
+            return False
+
+    def start(self, deliver: Send, lost: Lost) -> None:
         self._receiver = threading.Thread(
-            target=self._receive, args=(deliver,), name="preload-receiver", daemon=True
+            target=self._receive,
+            args=(deliver, lost),
+            name="preload-receiver",
+            daemon=True,
         )
         self._receiver.start()
 
-    def _receive(self, deliver: Send) -> None:
+    def _receive(self, deliver: Send, lost: Lost) -> None:
         queue = self.end._queue
         while True:
             try:
                 batch = queue.get()
-            except (EOFError, OSError):
-                return  # the Manager is gone
+            except (EOFError, OSError) as exc:
+                lost(
+                    ChannelLostError(
+                        f"the Manager process (pid {self._manager._process.pid})"
+                        f" that carries progress and cancellation died: {exc!r}"
+                    )
+                )
+                return
             if batch is None:
                 return
             deliver(batch)

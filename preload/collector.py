@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 OnStatus = Callable[[PreloadState], None]
 
-_MESSAGES, _UPDATE, _OUTCOME, _SYNC, _STOP = range(5)
+_MESSAGES, _UPDATE, _OUTCOME, _LOST, _SYNC, _STOP = range(6)
 
 
 class Collector:
@@ -39,6 +39,7 @@ class Collector:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._received: dict[str, int] = {}
         self._parked: dict[str, Outcome] = {}
+        self._channel_ok = True
         self._thread = threading.Thread(
             target=self._run, name="preload-collector", daemon=True
         )
@@ -55,6 +56,10 @@ class Collector:
     def post_outcome(self, data_id: str, outcome: Outcome) -> None:
         """Take the outcome of the job of *data_id* (any thread)."""
         self._inbox.put((_OUTCOME, data_id, outcome))
+
+    def channel_lost(self) -> None:
+        """The channel broke: apply outcomes without waiting for messages."""
+        self._inbox.put((_LOST,))
 
     def sync(self, timeout: float | None = None) -> bool:
         """Wait until everything posted before this call is applied."""
@@ -78,6 +83,10 @@ class Collector:
                 self._apply(to_message(item[1]))
             elif kind == _OUTCOME:
                 self._park_or_finish(item[1], item[2])
+            elif kind == _LOST:
+                self._channel_ok = False
+                for data_id, outcome in list(self._parked.items()):
+                    self._finish(data_id, outcome)
             elif kind == _SYNC:
                 item[1].set()
             else:
@@ -94,7 +103,7 @@ class Collector:
             self._finish(data_id, outcome)
 
     def _park_or_finish(self, data_id: str, outcome: Outcome) -> None:
-        if self._received.get(data_id, 0) >= outcome.sent:
+        if not self._channel_ok or self._received.get(data_id, 0) >= outcome.sent:
             self._finish(data_id, outcome)
         else:
             self._parked[data_id] = outcome

@@ -1,37 +1,36 @@
-"""The parent side of one preload run: executor, channel, collector, states.
+"""The parent side of one preload run: channel, runner, collector, states.
 
 Who owns what:
-* the executor runs the jobs. By default it is a ``ProcessPoolExecutor``
-  that the engine makes and shuts down; an executor given by the caller is
-  used and never shut down;
+* the runner runs the jobs: a ``PoolRunner`` on process pools the engine
+  owns (see ``pool.py``), or an ``ExecutorRunner`` on an executor the
+  caller gave, which is used and never shut down;
 * the channel carries the jobs' messages and the cancel flag (see
   ``channel.py``); the engine makes it to fit the executor;
 * the executor's done callbacks pass each job's outcome to the collector;
 * the collector thread is the only writer of the ``StateTable``.
+
+An engine not closed when the interpreter exits is closed then, with no
+grace, before ``concurrent.futures`` waits for its pools' workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 
 import psutil
 
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector, OnStatus
+from .pool import CANCELLED, PoolRunner
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
-from .worker import Job, JobFunction, Outcome, init_process, run_job
-
-TERMINATE_WAIT = 1.0
-"""Seconds a terminated worker gets before it is killed."""
+from .worker import Job, JobFunction, Outcome, run_job
 
 
 def default_mp_context() -> BaseContext:
@@ -65,6 +64,45 @@ def uses_threads(executor: Executor | None) -> bool:
     return isinstance(executor, ThreadPoolExecutor)
 
 
+class ExecutorRunner:
+    """Runs jobs on an executor the caller owns."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        jobs: list[Job],
+        channel: Channel,
+        collector: Collector,
+    ):
+        self._collector = collector
+        # Ends of a ThreadChannel stay in this process; others are pickled with
+        # every job, since we cannot hand them to the executor's workers once.
+        self._futures = []
+        for job in jobs:
+            future = executor.submit(run_job, job, channel.end)
+            future.add_done_callback(functools.partial(self._on_done, job.data_id))
+            self._futures.append(future)
+
+    def _on_done(self, data_id: str, future: Future) -> None:
+        if future.cancelled():
+            outcome = CANCELLED
+        elif future.exception() is not None:
+            outcome = Outcome(PreloadStatus.failed.value, future.exception())
+        else:
+            outcome = future.result()
+        self._collector.post_outcome(data_id, outcome)
+
+    def cancel(self) -> None:
+        for future in self._futures:
+            future.cancel()
+
+    def close(self) -> None:
+        """Nothing to release: the executor is the caller's."""
+
+    def abort(self) -> None:
+        self.cancel()
+
+
 class Engine:
     """Runs one job per data id and keeps their states."""
 
@@ -76,77 +114,54 @@ class Engine:
         executor: Executor | None,
         max_workers: int | None,
         mp_context: BaseContext | str | None,
+        timeout: float | None,
+        cancel_grace: float | None,
         on_status: OnStatus | None,
     ):
         self.table = StateTable(data_ids)
-        self._futures: list[Future] = []
         self._cancelled = threading.Event()
         self._closed = False
-        self._terminated = False
-        self._own_executor: ProcessPoolExecutor | None = None
-        self._workers: dict = {}
         self.channel: Channel | None = None
+        self._runner: PoolRunner | ExecutorRunner | None = None
         self.collector = Collector(self.table, on_status)
         if not data_ids:
             return
+        _open_engines.add(self)
         try:
-            self._start(data_ids, function, token, executor, max_workers, mp_context)
+            ids = frozenset(data_ids)
+            jobs = [Job(i, d, function) for i, d in enumerate(data_ids)]
+            if uses_threads(executor):
+                self.channel = ThreadChannel(ids, token)
+            else:
+                if isinstance(mp_context, str):
+                    mp_context = multiprocessing.get_context(mp_context)
+                context = mp_context or default_mp_context()
+                self.channel = ManagerChannel(ids, token, context)
+            self.channel.start(self.collector.deliver, self._channel_lost)
+            if executor is None:
+                self._runner = PoolRunner(
+                    jobs,
+                    self.channel.end,
+                    context,
+                    max_workers or min(len(jobs), usable_cpus()),
+                    self.collector,
+                    self.table,
+                    timeout,
+                    cancel_grace,
+                )
+            else:
+                self._runner = ExecutorRunner(
+                    executor, jobs, self.channel, self.collector
+                )
         except BaseException:
             self.close(grace=0)
             raise
-
-    def _start(
-        self,
-        data_ids: Sequence[str],
-        function: bytes | JobFunction,
-        token: str,
-        executor: Executor | None,
-        max_workers: int | None,
-        mp_context: BaseContext | str | None,
-    ) -> None:
-        ids = frozenset(data_ids)
-        if uses_threads(executor):
-            self.channel = ThreadChannel(ids, token)
-        else:
-            if isinstance(mp_context, str):
-                mp_context = multiprocessing.get_context(mp_context)
-            context = mp_context or default_mp_context()
-            self.channel = ManagerChannel(ids, token, context)
-            if executor is None:
-                executor = self._own_executor = ProcessPoolExecutor(
-                    max_workers or min(len(data_ids), usable_cpus()),
-                    mp_context=context,
-                    initializer=init_process,
-                    initargs=(self.channel.end,),
-                )
-                # The pool's own map of its workers (pid -> process); shutdown()
-                # drops the pool's reference, this one stays current.
-                self._workers = executor._processes
-        self.channel.start(self.collector.deliver)
-        # Our own pool's workers got the channel end once, in the initializer.
-        end = None if self._own_executor else self.channel.end
-        for data_id in data_ids:
-            future = executor.submit(run_job, Job(data_id, function), end)
-            future.add_done_callback(functools.partial(self._on_done, data_id))
-            self._futures.append(future)
 
     @property
     def cancel_requested(self) -> bool:
         return self._cancelled.is_set() or (
             self.channel is not None and self.channel.cancel_requested()
         )
-
-    def _on_done(self, data_id: str, future: Future) -> None:
-        # Runs in the executor's thread: hand over, never block.
-        if future.cancelled():
-            outcome = Outcome(PreloadStatus.cancelled.value)
-        elif future.exception() is None:
-            outcome = future.result()
-        elif self._terminated:
-            outcome = Outcome(PreloadStatus.cancelled.value)
-        else:
-            outcome = Outcome(PreloadStatus.failed.value, future.exception())
-        self.collector.post_outcome(data_id, outcome)
 
     def notify(self, state: PreloadState) -> None:
         """Apply a state change reported from outside the jobs."""
@@ -155,19 +170,10 @@ class Engine:
     def cancel(self) -> None:
         """Raise the cancel flag and cancel the jobs that have not started."""
         self._cancelled.set()
-        if self.channel is None:
-            return
-        self.channel.cancel()
-        if self._own_executor is not None:
-            # The pool's manager thread cancels what is queued, and drops it
-            # (on 3.11, cancelling futures one by one and then breaking the
-            # pool would kill that thread).
-            queued = [f for f in self._futures if not (f.running() or f.done())]
-            self._own_executor.shutdown(wait=False, cancel_futures=True)
-            wait_futures(queued, timeout=1.0)
-        else:
-            for future in self._futures:
-                future.cancel()
+        if self.channel is not None:
+            self.channel.cancel()
+        if self._runner is not None:
+            self._runner.cancel()
         self.collector.sync(timeout=1.0)
 
     def close(self, grace: float | None) -> None:
@@ -176,10 +182,9 @@ class Engine:
             return
         self._closed = True
         self.cancel()
-        if not self.table.wait(grace) and self._own_executor is not None:
-            self._terminate_workers()
-        if self._own_executor is not None:
-            self._own_executor.shutdown(wait=True)
+        self.table.wait(grace)
+        if self._runner is not None:
+            self._runner.close()
         if self.channel is not None:
             self.channel.close()
         for data_id in self.table.open_ids():
@@ -192,27 +197,37 @@ class Engine:
                 )
             )
         self.collector.stop()
+        # Drop what holds pipes and sockets now, not at the next garbage
+        # collection (futures and their callbacks make reference cycles).
+        self._runner = self.channel = None
+        _open_engines.discard(self)
 
-    def _terminate_workers(self) -> None:
-        """Stop our pool's workers and their children, so running jobs end."""
-        self._terminated = True
-        procs: list[psutil.Process] = []
-        for process in list(self._workers.values()):
-            try:
-                worker = psutil.Process(process.pid)
-                procs += [worker, *worker.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-        terminate_all(procs)
+    def _channel_lost(self, error: Exception) -> None:
+        # In the channel's receiver thread: no job can report or be
+        # cancelled any more; end them all, with the reason.
+        self.collector.channel_lost()
+        for data_id in self.table.open_ids():
+            self.collector.post_update(
+                PreloadState(data_id, PreloadStatus.failed, exception=error)
+            )
+        if self._runner is not None:
+            self._runner.abort()
 
 
-def terminate_all(procs: list[psutil.Process]) -> None:
-    """Terminate *procs*, then kill those still alive after ``TERMINATE_WAIT``."""
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=TERMINATE_WAIT)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=TERMINATE_WAIT)
+_open_engines: set[Engine] = set()
+
+
+def _close_open_engines() -> None:
+    for engine in list(_open_engines):
+        engine.close(grace=0)
+
+
+# Run before concurrent.futures' own exit hook, which waits for running jobs
+# (hooks registered later run first).
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_close_open_engines)
+else:  # pragma: no cover - every CPython we support has it
+    import atexit
+
+    atexit.register(_close_open_engines)

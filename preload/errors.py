@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import signal
 from typing import NamedTuple
 
 import cloudpickle
@@ -66,3 +67,22 @@ def unpack(packed: PackedError) -> BaseException:
                 exc.__cause__ = RemoteTraceback(packed.traceback_text)
             return exc
     return RemoteError(packed.type_name, packed.message, packed.traceback_text)
+
+
+class WorkerDiedError(RuntimeError):
+    """The worker process that ran a job died (os._exit, a signal, a crash)."""
+
+
+class ChannelLostError(RuntimeError):
+    """The channel between the jobs and the parent broke (its Manager died)."""
+
+
+def describe_exit(pid: int, exitcode: int) -> str:
+    """'worker process 12 was killed by SIGKILL' or '... exited with code 3'."""
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"worker process {pid} was killed by {name}"
+    return f"worker process {pid} exited with code {exitcode}"

@@ -22,7 +22,7 @@ from .validation import (
 from .worker import JobFunction, current_job
 
 DEFAULT_CANCEL_GRACE = 3.0
-"""Seconds a running job gets to stop after ``close()`` before it is terminated."""
+"""Seconds a running job gets to stop after a cancel before it is terminated."""
 
 
 class ExecutorPreloadHandle(PreloadHandle):
@@ -43,9 +43,12 @@ class ExecutorPreloadHandle(PreloadHandle):
         silent: if True, print nothing.
         max_workers: worker processes of our own pool; by default
             min(number of ids, usable CPUs).
-        timeout: reserved for per-job time limits (not implemented yet).
-        cancel_grace: seconds a running job gets after ``close()`` before
-            its worker is terminated; None waits for it.
+        timeout: seconds a job may run (our own pool only). Past it, the
+            job sees ``cancelled``; still running ``cancel_grace`` later, it is
+            terminated. It ends FAILED with a ``TimeoutError``.
+        cancel_grace: seconds a running job gets to stop after ``cancel()``,
+            ``close()`` or its timeout, before its worker is terminated; None
+            waits for it.
         mp_context: a multiprocessing context or start method name for our
             pool and Manager; by default forkserver (or spawn).
         preload_params: passed to every job.
@@ -74,8 +77,11 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("timeout", timeout)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
-        if timeout is not None:
-            raise NotImplementedError("per-job timeouts are not implemented yet")
+        if timeout is not None and executor is not None:
+            raise ValueError(
+                "timeout needs the handle's own process pool (executor=None):"
+                " only there can a job that does not stop be terminated"
+            )
         self._data_ids = ids
         self._token = uuid.uuid4().hex
         self._cancel_grace = cancel_grace
@@ -88,6 +94,8 @@ class ExecutorPreloadHandle(PreloadHandle):
             executor,
             max_workers,
             mp_context,
+            timeout,
+            cancel_grace,
             None if silent else StatusLines(),
         )
         if blocking:

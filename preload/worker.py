@@ -11,15 +11,16 @@ through the channel.
 from __future__ import annotations
 
 import pickle
-import signal
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .board import Roster, StopFlags
 from .channel import ChannelEnd
 from .errors import PackedError, pack
 from .handle import PreloadHandle
+from .lifeline import hold_on_to
 from .state import Message, PreloadState, PreloadStatus, check_update, to_message
 
 
@@ -33,9 +34,10 @@ class JobFunction(NamedTuple):
 
 
 class Job(NamedTuple):
-    """One job: the data id and its function, pickled (cloudpickle) for
-    another process or as it is for a thread."""
+    """One job: its index among the run's ids, the data id, and the function,
+    pickled (cloudpickle) for another process or as it is for a thread."""
 
+    index: int
     data_id: str
     function: bytes | JobFunction
 
@@ -62,16 +64,21 @@ class JobHandle(PreloadHandle):
     """The handle a job sees in its worker: ``notify`` posts to the channel,
     ``cancelled`` reads the shared cancel flag."""
 
-    def __init__(self, end: ChannelEnd, data_id: str):
+    def __init__(self, end: ChannelEnd, job: Job, stops: StopFlags | None = None):
         self.end = end
-        self.data_id = data_id
+        self.data_id = job.data_id
+        self._index = job.index
+        self._stops = stops
         self._outbox = end.outbox()
         self._saw_cancel = False
-        self._state = PreloadState(data_id, status=PreloadStatus.started)
+        self._state = PreloadState(self.data_id, status=PreloadStatus.started)
 
     @property
     def cancelled(self) -> bool:
-        if self.end.cancel_requested():
+        """True once the preload was cancelled, or this job timed out."""
+        if self.end.cancel_requested() or (
+            self._stops is not None and self._stops.is_raised(self._index)
+        ):
             self._saw_cancel = True
             return True
         return False
@@ -128,26 +135,35 @@ def _load(function: bytes | JobFunction) -> JobFunction:
     return _loaded[1]
 
 
+# Given once to each worker of our own pool, by its initializer.
 _process_end: ChannelEnd | None = None
+_roster: Roster | None = None
+_stops: StopFlags | None = None
 
 
-def init_process(end: ChannelEnd) -> None:
-    """Pool initializer: keep the channel end; leave Ctrl-C to the parent."""
-    global _process_end
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _process_end = end
+def init_process(
+    end: ChannelEnd, roster: Roster, stops: StopFlags | None, parent_pid: int
+) -> None:
+    """Initializer of our own pool's workers."""
+    global _process_end, _roster, _stops
+    hold_on_to(parent_pid)
+    roster.claim()
+    _process_end, _roster, _stops = end, roster, stops
 
 
 def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     """Run *job*, posting to *end* (or to the end this process was given)."""
-    end = end or _process_end
-    assert end is not None, "no channel end: init_process() was not called"
+    if end is None:
+        assert _process_end is not None, "no channel end: init_process() not called"
+        end = _process_end
     function, params, bound = _load(job.function)
-    handle = JobHandle(end, job.data_id)
-    if end.cancel_requested():
+    handle = JobHandle(end, job, _stops)
+    if handle.cancelled:
         return handle.finish(PreloadStatus.cancelled)
     handle._outbox.post_started(job.data_id)
     _local.job = handle
+    if _roster is not None:
+        _roster.job_started(job.index)
     try:
         if bound:
             function(job.data_id, **params)
@@ -159,6 +175,8 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
         return handle.finish(PreloadStatus.failed, pack(exc, traceback.format_exc()))
     finally:
         _local.job = None
+        if _roster is not None:
+            _roster.job_ended()
     if handle._saw_cancel:
         return handle.finish(PreloadStatus.cancelled)
     return handle.finish(PreloadStatus.completed)

@@ -71,8 +71,9 @@ def gate(handle, data_id, path):
 def stubborn(handle, data_id, path):
     """Never looks at cancelled; starts a child process that sleeps too."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    Path(path, f"child-{data_id}").write_text(str(child.pid))
-    Path(path, f"started-{data_id}").write_text(str(os.getpid()))
+    name = data_id.replace("/", "_")
+    Path(path, f"child-{name}").write_text(str(child.pid))
+    Path(path, f"started-{name}").write_text(str(os.getpid()))
     time.sleep(60)
 
 
@@ -104,3 +105,54 @@ def report_error(handle, data_id):
     """Notifies an exception of a class the parent cannot import."""
     error_class = type("LocalError", (Exception,), {})
     handle.notify(PreloadState(data_id, exception=error_class("reported")))
+
+
+def record_pid(path, data_id):
+    """Leaves this process's pid in *path* (a folder), one file per job."""
+    name = data_id.replace("/", "_")
+    Path(path, f"pid-{name}-{os.getpid()}").write_text(str(os.getpid()))
+
+
+def crash(handle, data_id, path, how):
+    """Dies as *how* says, once a job named "steady..." runs beside it."""
+    record_pid(path, data_id)
+    deadline = time.monotonic() + 10
+    while not list(Path(path).glob("pid-steady*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if how == "exit":
+        os._exit(3)
+    if how == "sigkill":
+        os.kill(os.getpid(), 9)
+    if how == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+
+
+def steady(handle, data_id, path, seconds=0.6):
+    """Runs *seconds* in ticks (cooperative), leaving a file per attempt."""
+    record_pid(path, data_id)
+    ticks = 30
+    for i in range(ticks):
+        if handle.cancelled:
+            return
+        time.sleep(seconds / ticks)
+        handle.notify(PreloadState(data_id, progress=(i + 1) / ticks))
+    handle.notify(PreloadState(data_id, message="Done."))
+
+
+def mixed(handle, data_id, path, roles):
+    """Runs the job roles[data_id] names: steady[:s], stubborn, gate, crash:how."""
+    role = roles[data_id]
+    if role.startswith("steady"):
+        steady(handle, data_id, path, *map(float, role.split(":")[1:]))
+    elif role == "stubborn":
+        stubborn(handle, data_id, path)
+    elif role == "gate":
+        gate(handle, data_id, path)
+    else:
+        crash(handle, data_id, path, role.split(":")[1])
+
+
+def returns_a_lock(handle, data_id):
+    return threading.Lock()

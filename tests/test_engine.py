@@ -240,11 +240,6 @@ def test_notified_exceptions_reach_the_parent():
     assert str(state.exception) == "reported"
 
 
-def test_timeout_is_not_implemented_yet():
-    with pytest.raises(NotImplementedError, match="timeout"):
-        run(IDS, jobs.ticks, timeout=1.0)
-
-
 class BrokenStream:
     def write(self, text):
         raise OSError("stdout is gone")

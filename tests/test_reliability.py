@@ -1,0 +1,246 @@
+"""Faults: forced cancel, timeouts, dying workers, Ctrl-C, a dead parent or Manager.
+
+Each test checks the final state of every job; the `no_leaks` fixture checks that
+no process or thread is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from preload import ExecutorPreloadHandle, PreloadStatus
+from preload.errors import ChannelLostError, WorkerDiedError
+
+import jobs
+from conftest import wait_until
+
+S = PreloadStatus
+
+
+def run(data_ids, function, **kwargs):
+    kwargs.setdefault("silent", True)
+    return ExecutorPreloadHandle(data_ids, function, **kwargs)
+
+
+def attempts(path, data_id):
+    return len(list(Path(path).glob(f"pid-{data_id}-*")))
+
+
+def gone(pids, timeout=5.0):
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_cancel_terminates_jobs_still_running_after_the_grace(tmp_path):
+    with run(
+        ("a", "b"), jobs.stubborn, blocking=False, cancel_grace=0.3, path=str(tmp_path)
+    ) as handle:
+        assert wait_until(lambda: len(list(tmp_path.glob("child-*"))) == 2, 30)
+        children = [int(p.read_text()) for p in tmp_path.glob("child-*")]
+        handle.cancel()  # returns at once; the grace runs in the background
+        assert not handle.done
+        assert handle.wait(0.3 + 5)
+        assert [s.status for s in handle.states] == [S.cancelled] * 2
+        assert gone(children), "a job's child process survived"
+
+
+def test_timeout_seen_by_a_cooperative_job_fails_it(tmp_path):
+    handle = run(
+        ("slow", "fast"),
+        jobs.mixed,
+        timeout=0.3,
+        path=str(tmp_path),
+        roles={"slow": "gate", "fast": "steady"},
+    )
+    slow, fast = handle.states
+    assert slow.status is S.failed
+    assert isinstance(slow.exception, TimeoutError)
+    assert str(slow.exception) == "'slow' exceeded its timeout of 0.3 s"
+    # It was not terminated: its worker ran on.
+    assert fast.status is S.failed or fast.status is S.completed
+
+
+def test_timeout_terminates_a_job_that_does_not_stop(tmp_path):
+    # Two workers: "stuck" on one; on the other "steady-1", then "steady-2",
+    # likely still running when "stuck" is terminated, at ~1.2 s.
+    roles = {"stuck": "stubborn", "steady-1": "steady:0.6", "steady-2": "steady:0.9"}
+    handle = run(
+        list(roles),
+        jobs.mixed,
+        max_workers=2,
+        timeout=1.0,
+        cancel_grace=0.2,
+        path=str(tmp_path),
+        roles=roles,
+    )
+    stuck, steady_1, steady_2 = handle.states
+    assert stuck.status is S.failed
+    assert isinstance(stuck.exception, TimeoutError)
+    assert "terminated 0.2 s later" in str(stuck.exception)
+    assert gone([int(Path(tmp_path, "child-stuck").read_text())])
+    # The jobs beside it are run again on a fresh pool and complete.
+    assert (steady_1.status, steady_2.status) == (S.completed, S.completed)
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("exit", "exited with code 3"),
+        ("sigkill", "was killed by SIGKILL"),
+        ("segfault", "was killed by SIGSEGV"),
+    ],
+)
+def test_a_dying_worker_fails_only_its_job(tmp_path, how, words):
+    roles = {"crash": f"crash:{how}", "steady": "steady", "later": "steady"}
+    handle = run(
+        list(roles), jobs.mixed, max_workers=2, path=str(tmp_path), roles=roles
+    )
+    crashed, steady, later = handle.states
+    assert crashed.status is S.failed
+    assert isinstance(crashed.exception, WorkerDiedError)
+    [pid] = [p.name.split("-")[-1] for p in tmp_path.glob("pid-crash-*")]
+    assert str(crashed.exception) == f"worker process {pid} {words} while running it"
+    assert (steady.status, later.status) == (S.completed, S.completed)
+    # "steady" ran beside the crash: the broken pool lost it, it ran again.
+    assert attempts(tmp_path, "steady") == 2
+
+
+def test_a_return_value_is_not_sent_back():
+    handle = run(("a",), jobs.returns_a_lock)
+    assert handle.get_state("a").status is S.completed
+
+
+def test_a_dead_manager_fails_the_jobs_without_hanging(tmp_path):
+    handle = run(("a", "b"), jobs.gate, blocking=False, path=str(tmp_path))
+    assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+    manager = handle._engine.channel._manager._process.pid
+    os.kill(manager, signal.SIGKILL)
+    assert handle.wait(10)
+    for state in handle.states:
+        assert state.status is S.failed
+        assert isinstance(state.exception, ChannelLostError)
+        assert f"Manager process (pid {manager})" in str(state.exception)
+    handle.close()
+
+
+@pytest.mark.slow
+def test_open_cancel_close_cycles_leave_nothing(tmp_path):
+    me = psutil.Process()
+
+    def cycle():
+        handle = run(("a", "b"), jobs.gate, blocking=False, path=str(tmp_path))
+        handle.cancel()
+        handle.close()
+        assert handle.done
+
+    for _ in range(10):  # warm up: the forkserver and its resource tracker
+        cycle()
+    fds, threads = me.num_fds(), threading.active_count()
+    children = len(me.children(recursive=True))
+    for _ in range(200):
+        cycle()
+    # Flat: the last cycle's few objects may wait for the garbage collector,
+    # a leak would add at least one per cycle.
+    assert me.num_fds() <= fds + 10
+    assert threading.active_count() <= threads
+    assert len(me.children(recursive=True)) <= children
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from preload import ExecutorPreloadHandle
+    sys.path.insert(0, sys.argv[2])
+    import jobs
+
+    if __name__ == "__main__":
+        mode, path = sys.argv[1], sys.argv[3]
+        if mode == "blocking":
+            ExecutorPreloadHandle(["a", "b"], jobs.stubborn, silent=True, path=path)
+        else:
+            ExecutorPreloadHandle(
+                ["a", "b"], jobs.stubborn, silent=True, blocking=False, path=path
+            )
+            Path(path, "ready").touch()
+            if mode == "killed":
+                time.sleep(60)
+        print("main ends")
+    """
+)
+
+
+def start_script(tmp_path, mode):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    work = tmp_path / "work"
+    work.mkdir()
+    tests_dir = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode, tests_dir, str(work)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as in a terminal
+    )
+    return proc, work
+
+
+def spawned_pids(work):
+    """The workers of the script and the children they started."""
+    return [int(p.read_text()) for p in work.glob("started-*")] + [
+        int(p.read_text()) for p in work.glob("child-*")
+    ]
+
+
+def test_ctrl_c_stops_a_blocking_call_and_every_worker(tmp_path):
+    proc, work = start_script(tmp_path, "blocking")
+    try:
+        assert wait_until(lambda: len(list(work.glob("child-*"))) == 2, 30)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert err.count("KeyboardInterrupt") == 1, err  # the workers print nothing
+    assert "main ends" not in out
+    assert gone(spawned_pids(work))
+
+
+def test_a_script_that_ends_without_close_leaves_nothing(tmp_path):
+    proc, work = start_script(tmp_path, "unclosed")
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out == "main ends\n"
+    assert gone(spawned_pids(work))
+
+
+def test_workers_and_manager_end_when_the_parent_is_killed(tmp_path):
+    proc, work = start_script(tmp_path, "killed")
+    try:
+        assert wait_until(lambda: len(list(work.glob("child-*"))) == 2, 30)
+        ours = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        ours += spawned_pids(work)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    # The forkserver and resource tracker end on their own too.
+    assert gone(ours, timeout=5)
