@@ -89,6 +89,7 @@ class PoolRunner:
         self._pool: ProcessPoolExecutor | None = None
         self._roster: Roster | None = None
         self._workers: dict = {}
+        self._manager_thread: threading.Thread | None = None
         self._new_pool(range(len(jobs)))
         self._thread = threading.Thread(
             target=self._supervise, name="preload-supervisor", daemon=True
@@ -240,13 +241,17 @@ class PoolRunner:
                 functools.partial(self._on_done, self._generation, index)
             )
             self._futures[index] = future
+        # shutdown(wait=False) forgets the pool's manager thread: keep it, to
+        # join it when this pool is done.
+        self._manager_thread = self._pool._executor_manager_thread
 
     def _replace_pool(self, generation: int) -> None:
         """Shut a broken pool down; settle or rerun each job it lost."""
         if generation != self._generation or self._pool is None:
             return
-        self._pool.shutdown(wait=True)  # every callback of this pool has run
-        self._pool = None
+        self._pool.shutdown(wait=True)
+        self._manager_thread.join()  # every callback of this pool has run
+        self._pool = self._manager_thread = None
         was_running = {r.index for r in self._roster.running()}
         dead = self._dead.get(generation, {})
         cause = "; ".join(
