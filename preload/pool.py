@@ -46,7 +46,8 @@ TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
 
 MAX_ATTEMPTS = 3
-"""Runs of a job whose pools broke for no cause we could find, before it fails."""
+"""Runs of a job whose pool broke under it for no cause we could find, before
+it fails (a job beside a worker known to have died is rerun without limit)."""
 
 TERMINATE_WAIT = 1.0
 """Seconds a terminated process gets before it is killed."""
@@ -280,14 +281,17 @@ class PoolRunner:
                     PreloadStatus.failed.value,
                     WorkerDiedError(f"{describe_exit(pid, code)} while running it"),
                 )
+            elif dead or index not in was_running:
+                rerun.append(index)  # a bystander: no fault of its own
+                continue
             elif self._attempts[index] + 1 >= MAX_ATTEMPTS:
                 outcome = Outcome(PreloadStatus.failed.value, error)
             else:
+                self._attempts[index] += 1
                 rerun.append(index)
                 continue
             self._collector.post_outcome(data_id, outcome)
         for index in rerun:
-            self._attempts[index] += 1
             if index in was_running:
                 self._collector.post_update(
                     PreloadState(
