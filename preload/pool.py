@@ -242,6 +242,11 @@ class PoolRunner:
                 functools.partial(self._on_done, self._generation, index)
             )
             self._futures[index] = future
+        # The pool spawns workers in submit(), after it has woken its manager
+        # thread, which then waits on the sentinels of the workers it knew:
+        # a worker spawned last could die unnoticed while the others run on.
+        # Wake it once more, now that every worker is known.
+        self._pool._executor_manager_thread_wakeup.wakeup()
         # shutdown(wait=False) forgets the pool's manager thread: keep it, to
         # join it when this pool is done.
         self._manager_thread = self._pool._executor_manager_thread

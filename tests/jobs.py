@@ -156,3 +156,12 @@ def mixed(handle, data_id, path, roles):
 
 def returns_a_lock(handle, data_id):
     return threading.Lock()
+
+
+def exit_soon(handle, data_id, path):
+    """Ids starting with "exit" leave their worker 0.2 s after start; others gate."""
+    if not data_id.startswith("exit"):
+        gate(handle, data_id, path)
+        return
+    time.sleep(0.2)
+    os._exit(5)

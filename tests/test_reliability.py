@@ -244,3 +244,21 @@ def test_workers_and_manager_end_when_the_parent_is_killed(tmp_path):
         proc.kill()
     # The forkserver and resource tracker end on their own too.
     assert gone(ours, timeout=5)
+
+
+def test_a_worker_that_dies_beside_a_busy_one_is_noticed(tmp_path):
+    # The last worker a pool spawns is the one CPython's manager thread may not
+    # watch yet; it must still be noticed while the other worker is busy.
+    with run(
+        ("busy", "exit"),
+        jobs.exit_soon,
+        blocking=False,
+        max_workers=2,
+        path=str(tmp_path),
+    ) as handle:
+        assert wait_until(lambda: handle.get_state("exit").status.is_final, 10)
+        assert isinstance(handle.get_state("exit").exception, WorkerDiedError)
+        assert not handle.get_state("busy").status.is_final
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+        assert handle.get_state("busy").status is S.completed
