@@ -56,10 +56,8 @@ def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> 
     executor = ThreadPoolExecutor(jobs) if threads else None
     try:
         print(f"Blocking run: {jobs} jobs of ~{duration:g} s each")
-        handle = ExecutorPreloadHandle(
-            data_ids, demo.preload_data, executor, duration=duration
-        )
-        print(handle)
+        # The display shows the run, and its final table.
+        ExecutorPreloadHandle(data_ids, demo.preload_data, executor, duration=duration)
         print(f"\nNon-blocking run, cancelled after {cancel_after:g} s")
         with ExecutorPreloadHandle(
             data_ids, demo.preload_data, executor, blocking=False, duration=duration

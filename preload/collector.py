@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
 
+from .display import Display
 from .errors import PackedError, unpack
 from .state import STATUS_BY_VALUE, Message, PreloadState, to_message
 from .states import StateTable
@@ -25,17 +26,16 @@ from .worker import Outcome
 
 logger = logging.getLogger(__name__)
 
-OnStatus = Callable[[PreloadState], None]
-
 _MESSAGES, _UPDATE, _OUTCOME, _LOST, _SYNC, _STOP = range(6)
 
 
 class Collector:
     """Applies job messages and outcomes to a ``StateTable``, in order."""
 
-    def __init__(self, table: StateTable, on_status: OnStatus | None = None):
+    def __init__(self, table: StateTable, display: Display | None = None):
         self._table = table
-        self._on_status = on_status
+        self._display = display
+        self._changed = False
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._received: dict[str, int] = {}
         self._parked: dict[str, Outcome] = {}
@@ -73,8 +73,20 @@ class Collector:
         self._thread.join()
 
     def _run(self) -> None:
+        next_refresh = 0.0
         while True:
-            item = self._inbox.get()
+            if self._display is None:
+                item = self._inbox.get()
+            else:
+                now = time.monotonic()
+                if now >= next_refresh:
+                    next_refresh = now + self._display.interval
+                    self._show(self._display.refresh, self._changed)
+                    self._changed = False
+                try:
+                    item = self._inbox.get(timeout=max(0.0, next_refresh - now))
+                except queue.Empty:
+                    continue
             kind = item[0]
             if kind == _MESSAGES:
                 for message in item[1]:
@@ -92,6 +104,8 @@ class Collector:
             else:
                 for data_id, outcome in list(self._parked.items()):
                     self._finish(data_id, outcome)
+                if self._display is not None:
+                    self._show(self._display.finish)
                 return
 
     def _apply_message(self, message: Message) -> None:
@@ -120,13 +134,17 @@ class Collector:
             status = STATUS_BY_VALUE[status]
         if isinstance(exception, PackedError):
             exception = unpack(exception)
+        self._changed = True
         if not self._table.apply(data_id, status, progress, text, exception):
             return
-        if self._on_status is not None:
-            try:
-                self._on_status(self._table.get(data_id))
-            except Exception:
-                # A broken display must not stop the jobs' bookkeeping.
-                logger.exception("showing a status change failed; no more are shown")
-                self._on_status = None
+        if self._display is not None:
+            self._show(self._display.status_changed, self._table.get(data_id))
         self._table.settle()
+
+    def _show(self, method, *args) -> None:
+        try:
+            method(*args)
+        except Exception:
+            # A broken display must not stop the jobs' bookkeeping.
+            logger.exception("the display failed; nothing more is shown")
+            self._display = None

@@ -19,18 +19,25 @@ import functools
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 
 import psutil
 
 from .channel import Channel, ManagerChannel, ThreadChannel
-from .collector import Collector, OnStatus
+from .collector import Collector
+from .display import Display
 from .pool import CANCELLED, PoolRunner
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
 from .worker import Job, JobFunction, Outcome, run_job
+
+MakeDisplay = Callable[
+    [StateTable, Callable[[], dict[str, int]] | None, Callable[[], None]], Display
+]
+"""Makes a run's display from its states, the pids of running jobs (None
+where unknown) and the run's cancel()."""
 
 
 def default_mp_context() -> BaseContext:
@@ -116,14 +123,18 @@ class Engine:
         mp_context: BaseContext | str | None,
         timeout: float | None,
         cancel_grace: float | None,
-        on_status: OnStatus | None,
+        make_display: MakeDisplay | None,
     ):
         self.table = StateTable(data_ids)
         self._cancelled = threading.Event()
         self._closed = False
         self.channel: Channel | None = None
         self._runner: PoolRunner | ExecutorRunner | None = None
-        self.collector = Collector(self.table, on_status)
+        self.display = None
+        if make_display is not None:
+            running = self._running_pids if executor is None else None
+            self.display = make_display(self.table, running, self.cancel)
+        self.collector = Collector(self.table, self.display)
         if not data_ids:
             return
         _open_engines.add(self)
@@ -156,6 +167,10 @@ class Engine:
         except BaseException:
             self.close(grace=0)
             raise
+
+    def _running_pids(self) -> dict[str, int]:
+        runner = self._runner
+        return runner.running_pids() if isinstance(runner, PoolRunner) else {}
 
     @property
     def cancel_requested(self) -> bool:

@@ -8,7 +8,8 @@ from concurrent.futures import Executor
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from .display import StatusLines, format_table
+from .display import MODES, choose_display, detect_mode, format_table
+from .display.notebook import NotebookDisplay
 from .engine import Engine, uses_threads
 from .handle import PreloadHandle
 from .state import PreloadState, check_update
@@ -51,6 +52,8 @@ class ExecutorPreloadHandle(PreloadHandle):
             waits for it.
         mp_context: a multiprocessing context or start method name for our
             pool and Manager; by default forkserver (or spawn).
+        display: "terminal", "log" or "notebook"; by default chosen from
+            where we run (a notebook kernel, a TTY, anything else).
         preload_params: passed to every job.
     """
 
@@ -66,6 +69,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         timeout: float | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
         mp_context: BaseContext | str | None = None,
+        display: str | None = None,
         **preload_params: Any,
     ):
         ids = check_data_ids(data_ids)
@@ -77,6 +81,10 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("timeout", timeout)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
+        if display is not None and display not in MODES:
+            raise ValueError(
+                f"display must be one of {', '.join(MODES)}, got {display!r}"
+            )
         if timeout is not None and executor is not None:
             raise ValueError(
                 "timeout needs the handle's own process pool (executor=None):"
@@ -87,6 +95,13 @@ class ExecutorPreloadHandle(PreloadHandle):
         self._cancel_grace = cancel_grace
         function = self._job_function(preload_data, preload_params)
         payload = function if uses_threads(executor) else pickle_job_function(function)
+        mode = display or detect_mode()
+        make_display = None
+        if not silent or mode == "notebook":
+            # Silent in a notebook: no output, but show() gets a live panel.
+            def make_display(table, running, cancel):
+                return choose_display(mode, table, blocking, running, cancel)
+
         self._engine: Engine | None = Engine(
             ids,
             payload,
@@ -96,8 +111,14 @@ class ExecutorPreloadHandle(PreloadHandle):
             mp_context,
             timeout,
             cancel_grace,
-            None if silent else StatusLines(),
+            make_display,
         )
+        if (
+            blocking
+            and not silent
+            and isinstance(self._engine.display, NotebookDisplay)
+        ):
+            self._engine.display.show()
         if blocking:
             try:
                 self._engine.table.wait()
@@ -194,8 +215,18 @@ class ExecutorPreloadHandle(PreloadHandle):
         self._parent().close(self._cancel_grace)
 
     def show(self) -> None:
-        """Print the status table."""
-        print(self)
+        """Show the states: a live panel in a notebook, else the table, printed."""
+        display = self._parent().display
+        if isinstance(display, NotebookDisplay):
+            display.show()
+        else:
+            print(self)
+
+    @property
+    def widget(self) -> Any:
+        """The live ipywidgets panel (in a notebook), to embed in a layout."""
+        display = self._parent().display
+        return display.widget if isinstance(display, NotebookDisplay) else None
 
     def __str__(self) -> str:
         return format_table(self.states)

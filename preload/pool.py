@@ -110,6 +110,13 @@ class PoolRunner:
         self._events.put(("close",))
         self._thread.join()
 
+    def running_pids(self) -> dict[str, int]:
+        """Data id -> pid of the worker running it, for each running job."""
+        roster = self._roster
+        if roster is None:
+            return {}
+        return {self._jobs[r.index].data_id: r.pid for r in roster.running()}
+
     def abort(self) -> None:
         """Stop everything at once (the channel broke)."""
         self._events.put(("abort",))

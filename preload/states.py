@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter, deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from .state import PreloadState, PreloadStatus
+
+RECENT = 30
+"""How many recently ended jobs a view of many jobs can show."""
+
+
+class Row(NamedTuple):
+    state: PreloadState
+    elapsed: float | None
+    """Seconds since the job started (until it ended), if it started."""
+
+
+class View(NamedTuple):
+    """A consistent picture of a run for a live display."""
+
+    rows: list[Row]
+    counts: dict[PreloadStatus, int]
+    total: int
+    done: int
+    elapsed: float
+    progress: float
+    """Of the whole run: ended jobs count 1, running ones their progress."""
 
 
 class StateTable:
@@ -23,6 +47,15 @@ class StateTable:
         }
         self._lock = threading.Lock()
         self._open = set(self._states)
+        # For live displays, kept as statuses change, so that a view costs in
+        # proportion to the rows it shows, not to the number of ids.
+        self._counts = Counter({PreloadStatus.waiting: len(self._states)})
+        self._running: dict[str, None] = {}  # an ordered set
+        self._failed: dict[str, None] = {}
+        self._recent: deque[str] = deque(maxlen=RECENT)
+        self._started_at: dict[str, float] = {}
+        self._ended_at: dict[str, float] = {}
+        self.created_at = time.monotonic()
         self._all_final = threading.Event()
         if not self._open:
             self._all_final.set()
@@ -57,9 +90,21 @@ class StateTable:
                 state.exception = exception
             if status is None or status is state.status:
                 return False
+            self._counts[state.status] -= 1
+            self._counts[status] += 1
             state.status = status
-            if status.is_final:
+            now = time.monotonic()
+            if status is PreloadStatus.started:
+                self._started_at[data_id] = now
+                self._running[data_id] = None
+            elif status.is_final:
                 self._open.discard(data_id)
+                self._ended_at[data_id] = now
+                self._running.pop(data_id, None)
+                if status is PreloadStatus.failed:
+                    self._failed[data_id] = None
+                else:
+                    self._recent.append(data_id)
             return True
 
     def settle(self) -> None:
@@ -86,6 +131,39 @@ class StateTable:
         """The data ids whose jobs have not ended."""
         with self._lock:
             return [i for i in self._states if i in self._open]
+
+    def view(self, limit: int) -> View:
+        """What a live display shows: all rows if there are at most *limit*,
+        else the running, the failed and the most recently ended ones."""
+        with self._lock:
+            if len(self._states) <= limit:
+                ids = list(self._states)
+            else:
+                chosen = dict.fromkeys(self._running)
+                chosen.update(
+                    dict.fromkeys(list(self._failed)[-limit:] if limit else ())
+                )
+                chosen.update(dict.fromkeys(reversed(self._recent)))
+                ids = list(chosen)[:limit]
+            now = time.monotonic()
+            rows = [Row(self._states[i].copy(), self._elapsed(i, now)) for i in ids]
+            total = len(self._states)
+            done = total - len(self._open)
+            running = sum(self._states[i].progress or 0.0 for i in self._running)
+            return View(
+                rows=rows,
+                counts={s: n for s, n in self._counts.items() if n},
+                total=total,
+                done=done,
+                elapsed=now - self.created_at,
+                progress=(done + running) / total if total else 1.0,
+            )
+
+    def _elapsed(self, data_id: str, now: float) -> float | None:
+        started = self._started_at.get(data_id)
+        if started is None:
+            return None
+        return self._ended_at.get(data_id, now) - started
 
     @property
     def done(self) -> bool:

@@ -23,7 +23,9 @@ def test_demo_runs_a_blocking_and_a_cancelled_run(threads):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     first, second = out.split("Non-blocking run")
-    assert first.count("COMPLETED") == 2 * 3  # a status line and a table row each
+    # A status line and a table row each, and the summary line.
+    assert first.count("COMPLETED") == 2 * 3 + 1
+    assert first.splitlines()[-2] == "3 jobs: 3 COMPLETED | 0:00 elapsed"
     table = second.splitlines()[-3:]
     assert [row.split()[1] for row in table] == ["CANCELLED"] * 3
 

@@ -1,4 +1,8 @@
-"""The seed notebook, imports changed and durations shortened, in a real kernel."""
+"""The seed notebook, imports changed and durations shortened, in a real kernel.
+
+Widget updates sent from the collector thread are recorded while a cell runs;
+the final widget states are in the notebook's metadata (store_widget_state).
+"""
 
 import re
 from pathlib import Path
@@ -8,6 +12,8 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).parent.parent / "docs" / "examples" / "preload-demo.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+ROW = re.compile(r"<tr><td>(tt-data/[^<]+?)\s*</td><td>(\w+)\s*</td>")
 
 
 def outputs_of(nb, source):
@@ -22,26 +28,50 @@ def text_of(outputs, kind="stream"):
     return result.data[kind]
 
 
+def widget_of(nb, outputs) -> dict:
+    """The final state of the panel a cell displayed: its HTML table, its
+    overall progress and whether its Cancel button is disabled."""
+    states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    states = states["state"]
+    [view] = [o.data[WIDGET_VIEW] for o in outputs if WIDGET_VIEW in o.get("data", {})]
+
+    def model(ref):
+        return states[ref.removeprefix("IPY_MODEL_")]["state"]
+
+    box = model(view["model_id"])
+    assert box["_model_name"] == "VBoxModel"
+    html, row, label = (model(ref) for ref in box["children"])
+    bar, button = (model(ref) for ref in row["children"])
+    return {
+        "statuses": [status for _, status in ROW.findall(html["value"])],
+        "progress": bar["value"],
+        "summary": label["value"],
+        "cancel_disabled": button["disabled"],
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_seed_notebook_runs_and_shows_what_xcube_shows():
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=60).execute()
+    NotebookClient(
+        nb, kernel_name="python3", timeout=60, store_widget_state=True
+    ).execute()
 
-    lines = text_of(
-        outputs_of(
-            nb, "handle = ExecutorPreloadHandle(data_ids, preload_data=preload_data)"
-        )
-    ).splitlines()
-    # One line per status change, no table per update.
-    assert (
-        sorted(line.split()[2] for line in lines) == ["COMPLETED"] * 4 + ["STARTED"] * 4
+    # The blocking call shows a live panel; it ends with four COMPLETED rows.
+    blocking = outputs_of(
+        nb, "handle = ExecutorPreloadHandle(data_ids, preload_data=preload_data)"
     )
+    panel = widget_of(nb, blocking)
+    assert panel["statuses"] == ["COMPLETED"] * 4
+    assert panel["progress"] == 1.0
+    assert panel["summary"].startswith("4 jobs: 4 COMPLETED")
+    assert panel["cancel_disabled"]
 
+    # A bare handle renders xcube's HTML table.
     html = text_of(outputs_of(nb, "handle"), "text/html")
     assert html.startswith("<table>")
-    rows = re.findall(r"<tr><td>(tt-data/[^<]+?)\s*</td><td>(\w+)\s*</td>", html)
-    assert [status for _, status in rows] == ["COMPLETED"] * 4
+    assert [status for _, status in ROW.findall(html)] == ["COMPLETED"] * 4
 
     state_repr = text_of(
         outputs_of(nb, 'async_handle.get_state("tt-data/dipsy.zarr")'), "text/plain"
@@ -61,19 +91,25 @@ def test_seed_notebook_runs_and_shows_what_xcube_shows():
     ), state_str
 
     table = text_of(outputs_of(nb, "print(async_handle)")).splitlines()
-    assert table[0].split() == [
-        "Data",
-        "ID",
-        "Status",
-        "Progress",
-        "Message",
-        "Exception",
-    ]
+    header = ["Data", "ID", "Status", "Progress", "Message", "Exception"]
+    assert table[0].split() == header
     assert len(table) == 6
     # Jobs not started were cancelled at once; running ones stop within a tick.
     assert {line.split()[1] for line in table[2:]} <= {"STARTED", "CANCELLED"}
     assert table[-1].split()[1] == "CANCELLED"
 
+    # show() displayed the live panel: after cancel() and wait(), all CANCELLED.
+    panel = widget_of(nb, outputs_of(nb, "async_handle.show()"))
+    assert panel["statuses"] == ["CANCELLED"] * 4
     html = text_of(outputs_of(nb, "async_handle"), "text/html")
-    rows = re.findall(r"<tr><td>(tt-data/[^<]+?)\s*</td><td>(\w+)\s*</td>", html)
-    assert [status for _, status in rows] == ["CANCELLED"] * 4
+    assert [status for _, status in ROW.findall(html)] == ["CANCELLED"] * 4
+
+    # The Cancel button cancels a running handle.
+    cells = [c.source for c in nb.cells]
+    show = "button_handle.show()"
+    [source] = [s for s in cells if s.endswith(show)]
+    panel = widget_of(nb, outputs_of(nb, source))
+    assert panel["statuses"] == ["CANCELLED"] * 4
+    assert panel["cancel_disabled"]
+    printed = text_of(outputs_of(nb, "print(button_handle)")).splitlines()
+    assert [line.split()[1] for line in printed[2:]] == ["CANCELLED"] * 4

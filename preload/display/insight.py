@@ -1,0 +1,52 @@
+"""Worker insight: CPU and memory of the worker process running each job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import psutil
+
+REFRESH = 1.0
+"""Seconds between two samples."""
+
+
+class Sample(NamedTuple):
+    cpu: float
+    """Percent of one CPU since the previous sample."""
+    rss: int
+    """Resident memory in bytes."""
+
+
+class Insight:
+    """Samples, about once a second, the workers that run jobs now."""
+
+    def __init__(self, running: Callable[[], dict[str, int]]):
+        self._running = running  # data id -> worker pid
+        self._procs: dict[int, psutil.Process] = {}
+        self._samples: dict[str, Sample] = {}
+        self._next = 0.0
+
+    def samples(self) -> dict[str, Sample]:
+        now = time.monotonic()
+        if now < self._next:
+            return self._samples
+        self._next = now + REFRESH
+        samples = {}
+        procs = {}
+        for data_id, pid in self._running().items():
+            proc = self._procs.get(pid)
+            try:
+                if proc is None:
+                    proc = psutil.Process(pid)
+                    proc.cpu_percent(None)  # the first call only starts counting
+                with proc.oneshot():
+                    samples[data_id] = Sample(
+                        proc.cpu_percent(None), proc.memory_info().rss
+                    )
+            except psutil.Error:
+                continue
+            procs[pid] = proc
+        self._procs, self._samples = procs, samples
+        return samples

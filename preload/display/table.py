@@ -1,0 +1,137 @@
+"""Tables of states: xcube's five-column table, and the live table with
+progress bars, elapsed time and worker CPU and memory."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import tabulate
+
+from ..state import PreloadState, PreloadStatus
+from ..states import View
+from .insight import Sample
+
+HEADERS = ("Data ID", "Status", "Progress", "Message", "Exception")
+LIVE_HEADERS = ("Data ID", "Status", "Progress", "Elapsed", "CPU", "Memory", "Message")
+BAR = 10
+
+
+def _row(state: PreloadState) -> list[str]:
+    return [
+        state.data_id,
+        str(state.status) if state.status is not None else "-",
+        percent(state.progress),
+        state.message or "-",
+        str(state.exception) if state.exception is not None else "-",
+    ]
+
+
+def format_table(states: Sequence[PreloadState], table_format: str = "simple") -> str:
+    """The status table of *states* in a tabulate format ("simple", "html", ...)."""
+    return tabulate.tabulate(
+        [_row(s) for s in states], headers=HEADERS, tablefmt=table_format
+    )
+
+
+def percent(progress: float | None) -> str:
+    return f"{round(progress * 100)}%" if progress is not None else "-"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return (
+        f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    )
+
+
+def size(rss: int | None) -> str:
+    if rss is None:
+        return "-"
+    return f"{rss / 2**20:.0f} MiB"
+
+
+def _note(state: PreloadState) -> str:
+    if state.exception is not None:
+        return f"{type(state.exception).__name__}: {state.exception}"
+    return state.message or "-"
+
+
+def summary(view: View) -> str:
+    """'6 jobs: 2 STARTED, 3 COMPLETED, 1 WAITING | 0:12 elapsed | ~0:08 left'."""
+    counts = ", ".join(
+        f"{n} {status}" for status, n in sorted(view.counts.items(), key=_order)
+    )
+    text = f"{view.total} jobs: {counts} | {duration(view.elapsed)} elapsed"
+    if 0 < view.progress < 1:
+        left = view.elapsed * (1 - view.progress) / view.progress
+        text += f" | ~{duration(left)} left"
+    return text
+
+
+def _order(item: tuple[PreloadStatus, int]) -> int:
+    return list(PreloadStatus).index(item[0])
+
+
+def _live_cells(row, samples: dict[str, Sample]) -> tuple[PreloadState, list[str]]:
+    state = row.state
+    sample = (
+        samples.get(state.data_id) if state.status is PreloadStatus.started else None
+    )
+    return state, [
+        state.data_id,
+        str(state.status),
+        percent(state.progress),
+        duration(row.elapsed),
+        f"{sample.cpu:.0f}%" if sample else "-",
+        size(sample.rss) if sample else "-",
+        _note(state),
+    ]
+
+
+def live_text(view: View, samples: dict[str, Sample], width: int) -> list[str]:
+    """The live table as lines of at most *width* characters, summary first."""
+    rows = []
+    for row in view.rows:
+        state, cells = _live_cells(row, samples)
+        cells[2] = _bar(state.progress) + " " + cells[2]
+        rows.append(cells)
+    lines = [summary(view)]
+    lines += tabulate.tabulate(rows, headers=LIVE_HEADERS, tablefmt="simple").split(
+        "\n"
+    )
+    hidden = view.total - len(view.rows)
+    if hidden:
+        lines.append(f"... and {hidden} more jobs (see the counts above)")
+    return [_fit(line, width) for line in lines]
+
+
+def _bar(progress: float | None) -> str:
+    filled = round((progress or 0.0) * BAR)
+    return "#" * filled + "." * (BAR - filled)
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "~"
+
+
+def live_html(view: View, samples: dict[str, Sample]) -> str:
+    """The live table as HTML, with a progress bar in each row."""
+    head = "".join(f"<th>{h}</th>" for h in LIVE_HEADERS)
+    body = []
+    for row in view.rows:
+        state, cells = _live_cells(row, samples)
+        value = state.progress or 0.0
+        cells = [html.escape(c) for c in cells]
+        cells[2] = f'<progress value="{value:.3f}" max="1"></progress> {cells[2]}'
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    hidden = view.total - len(view.rows)
+    if hidden:
+        body.append(f'<tr><td colspan="7">... and {hidden} more jobs</td></tr>')
+    return (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )

@@ -1,0 +1,129 @@
+"""Displays: a live table in a real pseudo-terminal, quiet lines in a pipe,
+and views that stay small with many ids."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from screen import replay
+
+from preload import PreloadState, PreloadStatus
+from preload.display.table import live_html, live_text
+from preload.states import StateTable
+
+S = PreloadStatus
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from preload import ExecutorPreloadHandle
+    from preload.demo import DATA_IDS, preload_data
+
+    if __name__ == "__main__":
+        ExecutorPreloadHandle(DATA_IDS, preload_data, duration=float(sys.argv[1]))
+        print("after the call")
+    """
+)
+
+HEADER = ["Data", "ID", "Status", "Progress", "Elapsed", "CPU", "Memory", "Message"]
+
+
+def run_script(tmp_path, duration: float, tty: bool, columns: int = 120) -> str:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50"}
+    args = [sys.executable, str(script), str(duration)]
+    if not tty:
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=60, env=env, check=True
+        ).stdout
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(args, stdout=terminal, stderr=terminal, env=env)
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the other side closed: the script ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert proc.wait(10) == 0
+    return b"".join(chunks).decode()
+
+
+def test_terminal_table_is_redrawn_in_place(tmp_path):
+    output = run_script(tmp_path, duration=1.0, tty=True)
+    assert "\x1b[7F\x1b[J" in output  # cursor up over the last table, clear
+    redraws = output.count("\x1b[J")
+    assert 3 <= redraws <= 10 * 4  # ~10 a second at most, over <= 4 s
+    screen = replay(output)
+    # The final table stays on screen, once, then what the script printed.
+    assert [line.split() for line in screen].count(HEADER) == 1
+    assert screen[0].startswith("4 jobs: 4 COMPLETED | 0:0")
+    rows = [line.split() for line in screen[3:7]]
+    assert [row[1] for row in rows] == ["COMPLETED"] * 4
+    assert all(row[2] == "##########" and row[3] == "100%" for row in rows)
+    assert screen[-1] == "after the call"
+
+
+def test_terminal_table_fits_the_width(tmp_path):
+    output = run_script(tmp_path, duration=0.5, tty=True, columns=60)
+    for line in replay(output):
+        assert len(line) <= 60, line
+
+
+def test_log_output_is_quiet(tmp_path):
+    output = run_script(tmp_path, duration=1.0, tty=False)
+    assert "\x1b" not in output
+    lines = output.splitlines()
+    assert len(lines) <= 40
+    status_lines = [line for line in lines if line[:2].isdigit() and line[2] == ":"]
+    assert len(status_lines) == 8  # STARTED and COMPLETED, for four ids
+    assert sum(line.split()[:2] == ["Data", "ID"] for line in lines) == 1
+    assert lines[-2].startswith("4 jobs: 4 COMPLETED")
+    assert lines[-1] == "after the call"
+
+
+@pytest.fixture
+def big_table():
+    ids = [f"id-{i:05d}" for i in range(10_000)]
+    table = StateTable(ids)
+    for i, data_id in enumerate(ids[:9_000]):
+        table.apply(data_id, S.started, None, None, None)
+        final = S.failed if i % 1000 == 0 else S.completed
+        table.apply(data_id, final, 1.0, "done", None)
+    for data_id in ids[9_000:9_002]:
+        table.apply(data_id, S.started, 0.5, "half way", None)
+    return table
+
+
+def test_a_view_of_10000_ids_stays_small(big_table):
+    view = big_table.view(30)
+    assert len(view.rows) == 30
+    shown = [row.state for row in view.rows]
+    # Running first, then the failed, then the most recent finished ones.
+    assert [s.status for s in shown[:2]] == [S.started, S.started]
+    assert [s.status for s in shown[2:11]] == [S.failed] * 9
+    assert shown[11].data_id == "id-08999"
+    assert view.counts == {S.waiting: 998, S.started: 2, S.completed: 8991, S.failed: 9}
+    lines = live_text(view, {}, width=200)
+    assert len(lines) == 1 + 2 + 30 + 1
+    assert lines[-1] == "... and 9970 more jobs (see the counts above)"
+    assert live_html(view, {}).count("<tr>") == 1 + 30 + 1
+
+
+def test_an_update_after_the_final_status_is_dropped():
+    table = StateTable(["a"])
+    assert table.apply("a", S.completed, 1.0, None, None)
+    assert not table.apply("a", S.failed, None, "late", None)
+    assert table.get("a") == PreloadState("a", S.completed, 1.0)
