@@ -131,16 +131,27 @@ _last_outbox: tuple[str, CoalescingOutbox] | None = None
 class ManagerEnd(ChannelEnd):
     remote = True
 
-    def __init__(self, data_ids: frozenset[str], token: str, queue, event):
+    def __init__(
+        self, data_ids: frozenset[str], token: str, queue, event, manager_pid: int
+    ):
         super().__init__(data_ids, token)
         self._queue = queue
         self._event = event
+        self.manager_pid = manager_pid
         self._cancelled = False
         self._next_poll = 0.0
+
+    def lost(self, cause: BaseException) -> ChannelLostError:
+        """The error for a job or a run whose Manager died."""
+        return ChannelLostError(
+            f"the Manager process (pid {self.manager_pid}) that carries progress"
+            f" and cancellation died: {cause!r}"
+        )
 
     def __getstate__(self) -> dict:
         return {
             "token": self.token,
+            "manager_pid": self.manager_pid,
             "data_ids": self.data_ids,
             "_queue": self._queue,
             "_event": self._event,
@@ -166,7 +177,10 @@ class ManagerEnd(ChannelEnd):
         now = time.monotonic()
         if now >= self._next_poll:
             self._next_poll = now + CANCEL_POLL
-            self._cancelled = self._event.is_set()
+            try:
+                self._cancelled = self._event.is_set()
+            except (EOFError, OSError) as exc:
+                raise self.lost(exc) from exc
         return self._cancelled
 
     def request_cancel(self) -> None:
@@ -181,7 +195,11 @@ class ManagerChannel(Channel):
         self._manager = SyncManager(ctx=mp_context)
         self._manager.start(hold_on_to, (os.getpid(),))
         self.end = ManagerEnd(
-            data_ids, token, self._manager.Queue(), self._manager.Event()
+            data_ids,
+            token,
+            self._manager.Queue(),
+            self._manager.Event(),
+            self._manager._process.pid,
         )
         self._receiver: threading.Thread | None = None
 
@@ -193,7 +211,7 @@ class ManagerChannel(Channel):
     def cancel_requested(self) -> bool:
         try:
             return super().cancel_requested()
-        except (EOFError, OSError):
+        except ChannelLostError:
             return False
 
     def start(self, deliver: Send, lost: Lost) -> None:
@@ -211,12 +229,7 @@ class ManagerChannel(Channel):
             try:
                 batch = queue.get()
             except (EOFError, OSError) as exc:
-                lost(
-                    ChannelLostError(
-                        f"the Manager process (pid {self._manager._process.pid})"
-                        f" that carries progress and cancellation died: {exc!r}"
-                    )
-                )
+                lost(self.end.lost(exc))
                 return
             if batch is None:
                 return

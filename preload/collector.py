@@ -137,7 +137,7 @@ class Collector:
         self._changed = True
         if not self._table.apply(data_id, status, progress, text, exception):
             return
-        if self._display is not None:
+        if self._display is not None and self._display.follows_statuses:
             self._show(self._display.status_changed, self._table.get(data_id))
         self._table.settle()
 

@@ -72,9 +72,16 @@ def stubborn(handle, data_id, path):
     """Never looks at cancelled; starts a child process that sleeps too."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     name = data_id.replace("/", "_")
-    Path(path, f"child-{name}").write_text(str(child.pid))
-    Path(path, f"started-{name}").write_text(str(os.getpid()))
+    write_whole(Path(path, f"child-{name}"), str(child.pid))
+    write_whole(Path(path, f"started-{name}"), str(os.getpid()))
     time.sleep(60)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write so that a reader never sees the file empty or in part."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text)
+    part.rename(path)
 
 
 class PrefixHandle(ExecutorPreloadHandle):
@@ -110,7 +117,7 @@ def report_error(handle, data_id):
 def record_pid(path, data_id):
     """Leaves this process's pid in *path* (a folder), one file per job."""
     name = data_id.replace("/", "_")
-    Path(path, f"pid-{name}-{os.getpid()}").write_text(str(os.getpid()))
+    write_whole(Path(path, f"pid-{name}-{os.getpid()}"), str(os.getpid()))
 
 
 def crash(handle, data_id, path, how):

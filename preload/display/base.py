@@ -20,6 +20,9 @@ class Display:
     interval = 0.1
     """Seconds between two redraws at most (about 10 a second)."""
 
+    follows_statuses = False
+    """True for a display that wants ``status_changed`` calls."""
+
     def __init__(self, table: StateTable, insight: Insight | None = None):
         self.table = table
         self._insight = insight

@@ -100,14 +100,21 @@ def live_text(view: View, samples: dict[str, Sample], width: int) -> list[str]:
         state, cells = _live_cells(row, samples)
         cells[2] = _bar(state.progress) + " " + cells[2]
         rows.append(cells)
-    lines = [summary(view)]
-    lines += tabulate.tabulate(rows, headers=LIVE_HEADERS, tablefmt="simple").split(
-        "\n"
-    )
+    lines = [summary(view), *_aligned([list(LIVE_HEADERS), *rows])]
     hidden = view.total - len(view.rows)
     if hidden:
         lines.append(f"... and {hidden} more jobs (see the counts above)")
     return [_fit(line, width) for line in lines]
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    # What tabulate's "simple" format does, several times faster for a redraw.
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = ["-" * w for w in widths]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [rows[0], rule, *rows[1:]]
+    ]
 
 
 def _bar(progress: float | None) -> str:
