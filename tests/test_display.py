@@ -127,3 +127,23 @@ def test_an_update_after_the_final_status_is_dropped():
     assert table.apply("a", S.completed, 1.0, None, None)
     assert not table.apply("a", S.failed, None, "late", None)
     assert table.get("a") == PreloadState("a", S.completed, 1.0)
+
+
+def test_log_summary_comes_while_jobs_run(monkeypatch):
+    import io
+
+    from preload.display import log
+
+    monkeypatch.setattr(log, "SUMMARY_EVERY", 0.0)
+    table = StateTable(["a", "b"])
+    table.apply("a", S.started, 0.5, None, None)
+    stream = io.StringIO()
+    display = log.LogDisplay(table, stream)
+    display.refresh(changed=True)
+    [line] = stream.getvalue().splitlines()
+    assert line.endswith("2 jobs: 1 WAITING, 1 STARTED | 0:00 elapsed | ~0:00 left")
+    table.apply("a", S.completed, 1.0, None, None)
+    table.apply("b", S.cancelled, None, None, None)
+    table.settle()
+    display.refresh(changed=True)  # every job ended: no more summaries
+    assert len(stream.getvalue().splitlines()) == 1
