@@ -196,8 +196,9 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        self.cancel()
-        self.table.wait(grace)
+        if not self.table.done:
+            self.cancel()
+            self.table.wait(grace)
         if self._runner is not None:
             self._runner.close()
         if self.channel is not None:

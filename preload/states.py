@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .state import PreloadState, PreloadStatus
+from .state import STATUS_BY_VALUE, PreloadState, PreloadStatus
 
 RECENT = 30
 """How many recently ended jobs a view of many jobs can show."""
@@ -49,7 +49,8 @@ class StateTable:
         self._open = set(self._states)
         # For live displays, kept as statuses change, so that a view costs in
         # proportion to the rows it shows, not to the number of ids.
-        self._counts = Counter({PreloadStatus.waiting: len(self._states)})
+        # Counted by status value: an Enum member's own hash is slow.
+        self._counts = Counter({PreloadStatus.waiting.value: len(self._states)})
         self._running: dict[str, None] = {}  # an ordered set
         self._failed: dict[str, None] = {}
         self._recent: deque[str] = deque(maxlen=RECENT)
@@ -90,8 +91,8 @@ class StateTable:
                 state.exception = exception
             if status is None or status is state.status:
                 return False
-            self._counts[state.status] -= 1
-            self._counts[status] += 1
+            self._counts[state.status._value_] -= 1
+            self._counts[status._value_] += 1
             state.status = status
             now = time.monotonic()
             if status is PreloadStatus.started:
@@ -152,7 +153,7 @@ class StateTable:
             running = sum(self._states[i].progress or 0.0 for i in self._running)
             return View(
                 rows=rows,
-                counts={s: n for s, n in self._counts.items() if n},
+                counts={STATUS_BY_VALUE[v]: n for v, n in self._counts.items() if n},
                 total=total,
                 done=done,
                 elapsed=now - self.created_at,

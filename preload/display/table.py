@@ -6,8 +6,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-import tabulate
-
 from ..state import PreloadState, PreloadStatus
 from ..states import View
 from .insight import Sample
@@ -29,6 +27,10 @@ def _row(state: PreloadState) -> list[str]:
 
 def format_table(states: Sequence[PreloadState], table_format: str = "simple") -> str:
     """The status table of *states* in a tabulate format ("simple", "html", ...)."""
+    # Imported here: it takes ~50 ms, and workers (which import this package
+    # through the forkserver) never format a table.
+    import tabulate
+
     return tabulate.tabulate(
         [_row(s) for s in states], headers=HEADERS, tablefmt=table_format
     )
