@@ -59,30 +59,35 @@ def test_cancel_terminates_jobs_still_running_after_the_grace(tmp_path):
 
 
 def test_timeout_seen_by_a_cooperative_job_fails_it(tmp_path):
+    # One worker: "slow" (cooperative, 5 s) first, then "fast" (0.1 s).
     handle = run(
         ("slow", "fast"),
         jobs.mixed,
-        timeout=0.3,
+        max_workers=1,
+        timeout=0.5,
         path=str(tmp_path),
-        roles={"slow": "gate", "fast": "steady"},
+        roles={"slow": "steady:5", "fast": "steady:0.1"},
     )
     slow, fast = handle.states
     assert slow.status is S.failed
     assert isinstance(slow.exception, TimeoutError)
-    assert str(slow.exception) == "'slow' exceeded its timeout of 0.3 s"
-    # It was not terminated: its worker ran on.
-    assert fast.status is S.failed or fast.status is S.completed
+    assert str(slow.exception) == "'slow' exceeded its timeout of 0.5 s"
+    assert fast.status is S.completed
+    # "slow" stopped on its own, so its worker was not terminated: "fast" ran there.
+    [slow_pid] = [p.name.rsplit("-", 1)[1] for p in tmp_path.glob("pid-slow-*")]
+    [fast_pid] = [p.name.rsplit("-", 1)[1] for p in tmp_path.glob("pid-fast-*")]
+    assert slow_pid == fast_pid
 
 
 def test_timeout_terminates_a_job_that_does_not_stop(tmp_path):
     # Two workers: "stuck" on one; on the other "steady-1", then "steady-2",
-    # likely still running when "stuck" is terminated, at ~1.2 s.
-    roles = {"stuck": "stubborn", "steady-1": "steady:0.6", "steady-2": "steady:0.9"}
+    # likely still running when "stuck" is terminated, at ~1.7 s.
+    roles = {"stuck": "stubborn", "steady-1": "steady:0.6", "steady-2": "steady:1.0"}
     handle = run(
         list(roles),
         jobs.mixed,
         max_workers=2,
-        timeout=1.0,
+        timeout=1.5,
         cancel_grace=0.2,
         path=str(tmp_path),
         roles=roles,
