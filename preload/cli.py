@@ -1,20 +1,38 @@
-"""The ``preload`` command."""
+"""The ``preload`` command: ``preload demo`` and ``preload run``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import multiprocessing
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from . import demo
 from .executor_handle import ExecutorPreloadHandle
+from .state import PreloadStatus
+
+
+class UsageError(Exception):
+    """A bad command line: one line on stderr, exit status 2."""
 
 
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -48,6 +66,36 @@ def _parser() -> argparse.ArgumentParser:
     run_demo.add_argument(
         "--threads", action="store_true", help="run the jobs on threads"
     )
+
+    run = commands.add_parser(
+        "run",
+        help="run a preload function over data ids, with the live display",
+        description="Run FUNCTION(handle, data_id, **params) for each id. Exit"
+        " status: 0 when every job completed, 1 when any failed or was"
+        " cancelled, 130 after Ctrl-C, 2 for a bad command line.",
+    )
+    run.add_argument("function", help="MODULE:FUNCTION, e.g. preload.demo:preload_data")
+    run.add_argument("ids", nargs="*", help="the data ids")
+    run.add_argument("--ids-from", type=Path, help="a file with one data id a line")
+    run.add_argument("-j", "--jobs", type=_count, help="workers (processes or threads)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter for the function; VALUE is parsed as JSON where it parses",
+    )
+    run.add_argument("--timeout", type=_positive, help="seconds a job may run")
+    run.add_argument(
+        "--cancel-grace", type=_seconds, help="seconds a cancelled job gets to stop"
+    )
+    run.add_argument("--threads", action="store_true", help="run the jobs on threads")
+    run.add_argument(
+        "--start-method",
+        choices=multiprocessing.get_all_start_methods(),
+        help="how worker processes start (default: forkserver, or spawn)",
+    )
+    run.add_argument("--json", type=Path, help="write the final states as JSON lines")
     return parser
 
 
@@ -71,14 +119,107 @@ def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> 
             executor.shutdown(cancel_futures=True)
 
 
+def load_function(spec: str) -> Callable[..., Any]:
+    """The function that MODULE:FUNCTION names; modules in the current
+    folder are found, as with ``python -m``."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise UsageError(f"expected MODULE:FUNCTION, got {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
+    function = module
+    for part in name.split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise UsageError(f"module {module_name!r} has no {name!r}")
+    if not callable(function):
+        raise UsageError(f"{spec} is not callable")
+    return function
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; a VALUE that parses as JSON is taken as that."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--param expects KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(text)
+        except ValueError:
+            params[key] = text
+    return params
+
+
+def read_ids(ids: list[str], ids_from: Path | None) -> list[str]:
+    ids = list(ids)
+    if ids_from is not None:
+        try:
+            lines = ids_from.read_text().splitlines()
+        except OSError as exc:
+            raise UsageError(f"cannot read ids from {ids_from}: {exc}") from exc
+        ids += [line.strip() for line in lines if line.strip()]
+    if not ids:
+        raise UsageError("no data ids: give them as arguments or with --ids-from")
+    return ids
+
+
+def run_function(args: argparse.Namespace) -> int:
+    function = load_function(args.function)
+    params = parse_params(args.param)
+    ids = read_ids(args.ids, args.ids_from)
+    options: dict[str, Any] = {"timeout": args.timeout, "mp_context": args.start_method}
+    if args.cancel_grace is not None:
+        options["cancel_grace"] = args.cancel_grace
+    executor = ThreadPoolExecutor(args.jobs) if args.threads else None
+    if executor is None:
+        options["max_workers"] = args.jobs
+    try:
+        try:
+            handle = ExecutorPreloadHandle(ids, function, executor, **options, **params)
+        except (TypeError, ValueError) as exc:
+            # Bad input, found before any process started.
+            raise UsageError(str(exc)) from exc
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    if args.json is not None:
+        write_json(args.json, handle.states)
+    completed = all(s.status is PreloadStatus.completed for s in handle.states)
+    return 0 if completed else 1
+
+
+def write_json(path: Path, states) -> None:
+    with path.open("w") as file:
+        for state in states:
+            error = state.exception
+            record = {
+                "data_id": state.data_id,
+                "status": state.status.value,
+                "progress": state.progress,
+                "message": state.message,
+                "exception": f"{type(error).__name__}: {error}" if error else None,
+            }
+            file.write(json.dumps(record) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        run_demo(args.jobs, args.duration, args.cancel_after, args.threads)
+        if args.command == "demo":
+            run_demo(args.jobs, args.duration, args.cancel_after, args.threads)
+            return 0
+        return run_function(args)
+    except UsageError as exc:
+        print(f"preload: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """The `preload` command, run as a user runs it."""
 
+import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -34,3 +37,130 @@ def test_demo_rejects_bad_options():
     result = preload("demo", "--jobs", "0")
     assert result.returncode == 2
     assert "must be >= 1" in result.stderr
+
+
+MODULE = """
+import time
+from preload import PreloadState
+
+def convert(handle, data_id, factor=1, label="x"):
+    handle.notify(PreloadState(data_id, progress=0.5, message=f"{label} {factor * 2}"))
+
+def broken(handle, data_id):
+    if data_id == "bad":
+        raise ValueError("cannot convert bad")
+
+def slow(handle, data_id):
+    while not handle.cancelled:
+        time.sleep(0.01)
+"""
+
+
+def preload_in(folder, *args, timeout=60):
+    """`preload ...` run from *folder*, where the module `myjobs` is."""
+    (folder / "myjobs.py").write_text(MODULE)
+    return subprocess.run(
+        [sys.executable, "-m", "preload.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=folder,
+    )
+
+
+@pytest.mark.parametrize("threads", [[], ["--threads"]], ids=["processes", "threads"])
+def test_run_passes_params_and_writes_json(tmp_path, threads):
+    result = preload_in(
+        tmp_path,
+        "run",
+        "myjobs:convert",
+        "a",
+        "b",
+        "--param",
+        "factor=3",
+        "--param",
+        "label=hello",
+        "-j",
+        "2",
+        "--json",
+        "out.jsonl",
+        *threads,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").open()]
+    assert records == [
+        {
+            "data_id": i,
+            "status": "completed",
+            "progress": 0.5,
+            "message": "hello 6",
+            "exception": None,
+        }
+        for i in ("a", "b")
+    ]
+
+
+def test_run_exits_1_when_a_job_fails(tmp_path):
+    (tmp_path / "ids.txt").write_text("good\n\nbad\n")
+    result = preload_in(
+        tmp_path, "run", "myjobs:broken", "--ids-from", "ids.txt", "--json", "out.jsonl"
+    )
+    assert result.returncode == 1
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").open()]
+    assert [r["status"] for r in records] == ["completed", "failed"]
+    assert records[1]["exception"] == "ValueError: cannot convert bad"
+
+
+def test_run_times_out_a_job(tmp_path):
+    result = preload_in(
+        tmp_path, "run", "myjobs:slow", "a", "--timeout", "0.3", "--json", "out.jsonl"
+    )
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in (tmp_path / "out.jsonl").open()]
+    assert record["exception"] == "TimeoutError: 'a' exceeded its timeout of 0.3 s"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["nomod:f", "a"], "cannot import module 'nomod'"),
+        (["myjobs:nope", "a"], "module 'myjobs' has no 'nope'"),
+        (["myjobs", "a"], "expected MODULE:FUNCTION"),
+        (["myjobs:convert"], "no data ids"),
+        (["myjobs:convert", "a", "a"], "duplicate data ids: a"),
+        (["myjobs:convert", "a", "--param", "1x=2"], "--param expects KEY=VALUE"),
+        (["myjobs:convert", "a", "--ids-from", "missing.txt"], "cannot read ids"),
+        (["myjobs:convert", "a", "--start-method", "bogus"], "invalid choice"),
+        (["myjobs:convert", "a", "-j", "0"], "must be >= 1"),
+    ],
+)
+def test_run_rejects_a_bad_command_line(tmp_path, args, error):
+    result = preload_in(tmp_path, "run", *args)
+    assert result.returncode == 2
+    assert error in result.stderr
+    assert result.stdout == ""  # nothing started
+
+
+def test_run_exits_130_after_ctrl_c(tmp_path):
+    (tmp_path / "myjobs.py").write_text(MODULE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "preload.cli", "run", "myjobs:slow", "a", "b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        lines = []
+        while len(lines) < 2:  # both STARTED lines (a log display: not a TTY)
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            if "STARTED" in line:
+                lines.append(line)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "Interrupted."
