@@ -8,13 +8,14 @@ from concurrent.futures import Executor
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from .display import MODES, choose_display, detect_mode, format_table
+from .display import choose_display, detect_mode, format_table
 from .display.notebook import NotebookDisplay
 from .engine import Engine, uses_threads
 from .handle import PreloadHandle
 from .state import PreloadState, check_update
 from .validation import (
     check_data_ids,
+    check_display,
     check_max_workers,
     check_mp_context,
     check_seconds,
@@ -81,10 +82,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("timeout", timeout)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
-        if display is not None and display not in MODES:
-            raise ValueError(
-                f"display must be one of {', '.join(MODES)}, got {display!r}"
-            )
+        check_display(display)
         if timeout is not None and executor is not None:
             raise ValueError(
                 "timeout needs the handle's own process pool (executor=None):"

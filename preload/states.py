@@ -64,9 +64,6 @@ class StateTable:
     def __contains__(self, data_id: str) -> bool:
         return data_id in self._states
 
-    def __len__(self) -> int:
-        return len(self._states)
-
     def apply(
         self,
         data_id: str,

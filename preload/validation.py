@@ -10,6 +10,7 @@ from typing import Any
 
 import cloudpickle
 
+from .display import MODES
 from .worker import JobFunction
 
 
@@ -46,6 +47,11 @@ def check_max_workers(max_workers: Any) -> None:
         raise TypeError(f"max_workers must be an int, got {max_workers!r}")
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+
+
+def check_display(display: Any) -> None:
+    if display is not None and display not in MODES:
+        raise ValueError(f"display must be one of {', '.join(MODES)}, got {display!r}")
 
 
 def check_mp_context(mp_context: Any) -> None:

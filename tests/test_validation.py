@@ -96,3 +96,8 @@ def test_empty_data_ids_are_done_at_once():
         assert handle.done
         assert handle.wait(0)
         assert handle.states == []
+
+
+def test_display_must_be_a_known_mode():
+    with pytest.raises(ValueError, match="display must be one of terminal, log"):
+        make_handle(["a"], jobs.ticks, display="tty")
