@@ -147,3 +147,32 @@ def test_log_summary_comes_while_jobs_run(monkeypatch):
     table.settle()
     display.refresh(changed=True)  # every job ended: no more summaries
     assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_notebook_display_without_ipywidgets_updates_an_html_display(monkeypatch):
+    import IPython.display
+
+    from preload.display.notebook import NotebookDisplay
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj.data))
+        return Handle()
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import fails
+    monkeypatch.setattr(IPython.display, "display", display)
+    table = StateTable(["a"])
+    panel = NotebookDisplay(table, on_cancel=lambda: None)
+    assert panel.widget is None
+    panel.show()
+    table.apply("a", S.completed, 1.0, "Done.", None)
+    panel.draw()
+    (first, html), (then, updated) = shown
+    assert (first, then) == ("display", "update")
+    assert "<td>WAITING</td>" in html
+    assert "<td>COMPLETED</td>" in updated
