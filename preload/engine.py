@@ -28,10 +28,10 @@ import psutil
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
-from .pool import CANCELLED, PoolRunner
+from .pool import PoolRunner
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
-from .worker import Job, JobFunction, Outcome, run_job
+from .worker import Job, JobFunction, outcome_of, run_job
 
 MakeDisplay = Callable[
     [StateTable, Callable[[], dict[str, int]] | None, Callable[[], None]], Display
@@ -91,13 +91,7 @@ class ExecutorRunner:
             self._futures.append(future)
 
     def _on_done(self, data_id: str, future: Future) -> None:
-        if future.cancelled():
-            outcome = CANCELLED
-        elif future.exception() is not None:
-            outcome = Outcome(PreloadStatus.failed.value, future.exception())
-        else:
-            outcome = future.result()
-        self._collector.post_outcome(data_id, outcome)
+        self._collector.post_outcome(data_id, outcome_of(future))
 
     def cancel(self) -> None:
         for future in self._futures:

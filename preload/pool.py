@@ -40,7 +40,7 @@ from .collector import Collector
 from .errors import WorkerDiedError, describe_exit
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
-from .worker import Job, Outcome, init_process, run_job
+from .worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -51,8 +51,6 @@ it fails (a job beside a worker known to have died is rerun without limit)."""
 
 TERMINATE_WAIT = 1.0
 """Seconds a terminated process gets before it is killed."""
-
-CANCELLED = Outcome(PreloadStatus.cancelled.value)
 
 
 class PoolRunner:
@@ -123,10 +121,7 @@ class PoolRunner:
 
     def _on_done(self, generation: int, index: int, future: Future) -> None:
         # Runs in the pool's manager thread: decide quickly, never block.
-        if future.cancelled():
-            self._collector.post_outcome(self._jobs[index].data_id, CANCELLED)
-            return
-        error = future.exception()
+        error = None if future.cancelled() else future.exception()
         if isinstance(error, BrokenProcessPool):
             if generation not in self._dead:
                 # The first callback of a broken pool runs before the pool
@@ -134,15 +129,12 @@ class PoolRunner:
                 self._dead[generation] = self._casualties()
                 self._events.put(("broken", generation))
             return
-        if error is not None:
-            outcome = Outcome(PreloadStatus.failed.value, error)
-        else:
-            outcome = future.result()
-            if index in self._timed_out:
-                outcome = outcome._replace(
-                    status=PreloadStatus.failed.value,
-                    exception=self._timeout_error(index, terminated=False),
-                )
+        outcome = outcome_of(future)
+        if not future.cancelled() and error is None and index in self._timed_out:
+            outcome = outcome._replace(
+                status=PreloadStatus.failed.value,
+                exception=self._timeout_error(index, terminated=False),
+            )
         self._collector.post_outcome(self._jobs[index].data_id, outcome)
 
     def _casualties(self) -> dict[int, tuple[int, int]]:

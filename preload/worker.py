@@ -14,6 +14,7 @@ import pickle
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 from .board import Roster, StopFlags
@@ -49,6 +50,20 @@ class Outcome(NamedTuple):
     exception: BaseException | PackedError | None = None
     tail: tuple[Message, ...] | list[Message] = ()
     sent: int = 0
+
+
+CANCELLED = Outcome(PreloadStatus.cancelled.value)
+
+
+def outcome_of(future: Future) -> Outcome:
+    """How the job of a done *future* ended: the Outcome it returned, or one
+    made from the future's cancellation or exception."""
+    if future.cancelled():
+        return CANCELLED
+    error = future.exception()
+    if error is not None:
+        return Outcome(PreloadStatus.failed.value, error)
+    return future.result()
 
 
 _local = threading.local()
