@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import demo
+from .errors import describe
 from .executor_handle import ExecutorPreloadHandle
 from .state import PreloadStatus
 
@@ -202,7 +203,7 @@ def write_json(path: Path, states) -> None:
                 "status": state.status.value,
                 "progress": state.progress,
                 "message": state.message,
-                "exception": f"{type(error).__name__}: {error}" if error else None,
+                "exception": describe(error) if error else None,
             }
             file.write(json.dumps(record) + "\n")
 

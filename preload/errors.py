@@ -69,6 +69,11 @@ def unpack(packed: PackedError) -> BaseException:
     return RemoteError(packed.type_name, packed.message, packed.traceback_text)
 
 
+def describe(exc: BaseException) -> str:
+    """'ValueError: cannot convert x': an exception as users read it."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 class WorkerDiedError(RuntimeError):
     """The worker process that ran a job died (os._exit, a signal, a crash)."""
 

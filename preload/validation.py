@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 
 from .display import MODES
+from .errors import describe
 from .worker import JobFunction
 
 
@@ -73,7 +74,7 @@ def pickle_job_function(job_function: JobFunction) -> bytes:
     except Exception as exc:
         raise TypeError(
             f"preload_data {job_function.function!r} cannot be sent to a worker"
-            f" process: {type(exc).__name__}: {exc}"
+            f" process: {describe(exc)}"
         ) from exc
     for name, value in job_function.params.items():
         try:
@@ -81,7 +82,7 @@ def pickle_job_function(job_function: JobFunction) -> bytes:
         except Exception as exc:
             raise TypeError(
                 f"preload parameter {name!r} cannot be sent to a worker process:"
-                f" {type(exc).__name__}: {exc}"
+                f" {describe(exc)}"
             ) from exc
     raise TypeError(
         f"the preload job cannot be sent to a worker process: {cause}"

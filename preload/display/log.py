@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from ..errors import describe
 from ..state import PreloadState
 from ..states import StateTable
 from .base import VIEW_ROWS, Display
@@ -44,7 +45,7 @@ class LogDisplay(Display):
     def status_changed(self, state: PreloadState) -> None:
         line = f"{_clock()} {state.data_id} {state.status}"
         if state.exception is not None:
-            line += f": {type(state.exception).__name__}: {state.exception}"
+            line += f": {describe(state.exception)}"
         # Flushed by the next refresh, within `interval`: one system call for
         # many lines when thousands of jobs end at once.
         self._stream.write(line + "\n")

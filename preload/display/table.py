@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from ..errors import describe
 from ..state import PreloadState, PreloadStatus
 from ..states import View
 from .insight import Sample
@@ -59,7 +60,7 @@ def size(rss: int | None) -> str:
 
 def _note(state: PreloadState) -> str:
     if state.exception is not None:
-        return f"{type(state.exception).__name__}: {state.exception}"
+        return describe(state.exception)
     return state.message or "-"
 
 
