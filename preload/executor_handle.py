@@ -18,6 +18,7 @@ from .validation import (
     check_display,
     check_max_workers,
     check_mp_context,
+    check_params,
     check_seconds,
     pickle_job_function,
 )
@@ -92,6 +93,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         self._token = uuid.uuid4().hex
         self._cancel_grace = cancel_grace
         function = self._job_function(preload_data, preload_params)
+        check_params(function)
         payload = function if uses_threads(executor) else pickle_job_function(function)
         mode = display or detect_mode()
         make_display = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -61,6 +62,22 @@ def check_mp_context(mp_context: Any) -> None:
             "mp_context must be a multiprocessing context or a start method name,"
             f" got {mp_context!r}"
         )
+
+
+def check_params(job_function: JobFunction) -> None:
+    """TypeError if the function cannot be called with a handle, a data id and
+    the given parameters (a missing or unknown parameter)."""
+    function, params, bound = job_function
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # no signature to check (some builtins, C extensions)
+    args = ("data_id",) if bound else (None, "data_id")
+    try:
+        signature.bind(*args, **params)
+    except TypeError as exc:
+        name = getattr(function, "__qualname__", repr(function))
+        raise TypeError(f"{name}(): {exc}") from None
 
 
 def pickle_job_function(job_function: JobFunction) -> bytes:

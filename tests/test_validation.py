@@ -66,7 +66,28 @@ def test_function_that_cannot_be_sent_is_named():
 
 def test_parameter_that_cannot_be_sent_is_named():
     with pytest.raises(TypeError, match=r"parameter 'guard' cannot be sent.*lock"):
-        make_handle(["a"], jobs.ticks, guard=threading.Lock())
+        make_handle(["a"], jobs.notify, guard=threading.Lock())
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n": 1, "size": 2}, r"ticks\(\): got an unexpected keyword argument 'size'"),
+        ({"to_id": "b", "progress": 0.5, "handle": 1}, "multiple values.*'handle'"),
+    ],
+)
+def test_parameters_the_function_does_not_take(params, match):
+    function = jobs.notify if "to_id" in params else jobs.ticks
+    with pytest.raises(TypeError, match=match):
+        make_handle(["a"], function, **params)
+
+
+def test_a_missing_parameter_is_named():
+    def needs_folder(handle, data_id, *, folder):
+        pass
+
+    with pytest.raises(TypeError, match=r"needs_folder\(\): missing .*'folder'"):
+        make_handle(["a"], needs_folder)
 
 
 @pytest.mark.parametrize(
