@@ -10,6 +10,9 @@ import pytest
 
 # multiprocessing's own helpers live until the interpreter exits; not ours.
 HELPERS = ("resource_tracker", "forkserver")
+# Nor are zarr's event loop thread and its thread pools (started on first use,
+# kept until exit; asyncio_N run its loop's file I/O).
+FOREIGN_THREADS = ("zarr_io", "zarr_pool", "asyncio_")
 
 
 def our_processes() -> list[psutil.Process]:
@@ -47,7 +50,11 @@ def no_leaks():
     left = [p for p in our_processes() if p.pid not in pids_before]
     _, alive = psutil.wait_procs(left, timeout=5)
     assert not alive, f"processes left running: {alive}"
-    new_threads = [t for t in threading.enumerate() if t not in threads_before]
+    new_threads = [
+        t
+        for t in threading.enumerate()
+        if t not in threads_before and not t.name.startswith(FOREIGN_THREADS)
+    ]
     for thread in new_threads:
         thread.join(timeout=5)
     alive_threads = [t for t in new_threads if t.is_alive()]

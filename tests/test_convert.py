@@ -1,0 +1,348 @@
+"""preload.convert: NetCDF files (plain, gzipped, zipped, tarred) to Zarr stores,
+converted in real worker processes and compared with their sources."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+xr = pytest.importorskip("xarray", reason="preload.convert needs Python 3.11+")
+convert = pytest.importorskip("preload.convert")
+
+from preload import ExecutorPreloadHandle, NullPreloadHandle, PreloadStatus  # noqa: E402
+from preload.convert import ConvertError, preload_data  # noqa: E402
+from preload.convert.samples import write_sample  # noqa: E402
+
+from conftest import wait_until  # noqa: E402
+
+# Small files: 3 time steps of 90 x 180 cells.
+MB = 0.3
+
+
+def run(ids, function=preload_data, **params) -> ExecutorPreloadHandle:
+    return ExecutorPreloadHandle(ids, function, silent=True, **params)
+
+
+def assert_same(nc_path: Path, store: Path) -> None:
+    """The Zarr store opens to the same dataset as the NetCDF file."""
+    with (
+        xr.open_dataset(nc_path, engine="h5netcdf") as expected,
+        xr.open_zarr(store, consolidated=True) as actual,
+    ):
+        assert actual.identical(expected)
+
+
+def opens(store: Path) -> bool:
+    try:
+        xr.open_zarr(store).close()
+    except Exception:
+        return False
+    return True
+
+
+def tar_gz(path: Path, members: dict[str, Path | bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, content in members.items():
+            if isinstance(content, Path):
+                archive.add(content, arcname=name)
+            else:
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return path
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """One resource of each kind, and the NetCDF files each holds."""
+    src = tmp_path / "src"
+    src.mkdir()
+    nc = {i: write_sample(src / f"f{i}.nc", MB, seed=i) for i in range(6)}
+    plain = nc[0]
+    gzipped = src / "g.nc.gz"
+    with nc[1].open("rb") as f, gzip.open(gzipped, "wb") as g:
+        shutil.copyfileobj(f, g)
+    zipped = src / "bundle.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.write(nc[2], "a.nc")
+        archive.write(nc[3], "sub/b.nc")
+        archive.writestr("README.txt", "not NetCDF")
+    tarred = src / "bundle2.tar.gz"
+    with tarfile.open(tarred, "w:gz") as archive:
+        archive.add(nc[4], arcname="c.nc")
+        archive.add(nc[5], arcname="deeper/d.nc")
+        link = tarfile.TarInfo("deeper/link.nc")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../c.nc"  # a link inside the archive's folder: allowed
+        archive.addfile(link)
+    return {
+        "plain": (str(plain), {"f0.zarr": nc[0]}),
+        "gzip": (gzipped.as_uri(), {"g.zarr": nc[1]}),
+        "zip": (str(zipped), {"bundle/a.zarr": nc[2], "bundle/sub/b.zarr": nc[3]}),
+        "tar": (str(tarred), {"bundle2/c.zarr": nc[4], "bundle2/deeper/d.zarr": nc[5]}),
+    }
+
+
+def test_every_kind_converts_to_identical_stores(sources, tmp_path):
+    cache = tmp_path / "cache"
+    ids = [data_id for data_id, _ in sources.values()]
+    handle = run(ids, cache_dir=str(cache), chunks={"time": 1}, max_workers=2)
+    for data_id, stores in sources.values():
+        state = handle.get_state(data_id)
+        assert state.status == PreloadStatus.completed, state.exception
+        assert state.progress == 1.0
+        assert state.message.startswith("preloaded")
+        for name, nc_path in stores.items():
+            assert_same(nc_path, cache / name)
+    store = cache / "f0.zarr"
+    with xr.open_zarr(store) as dataset:
+        encoding = dataset.temperature.encoding
+        assert encoding["chunks"] == (1, 90, 180)
+        assert type(encoding["compressors"][0]).__name__ == "ZstdCodec"
+    # Only the outputs are left: no copies, no unpacked files, no staging folders.
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "bundle",
+        "bundle2",
+        "f0.zarr",
+        "g.zarr",
+    ]
+    assert {p.name for p in (cache / "bundle2").rglob("*.zarr")} == {"c.zarr", "d.zarr"}
+
+
+def test_threads_convert_the_same(sources, tmp_path):
+    data_id, stores = sources["zip"]
+    with ThreadPoolExecutor(2) as executor:
+        handle = run([data_id], executor=executor, cache_dir=str(tmp_path / "c"))
+    assert handle.get_state(data_id).status == PreloadStatus.completed
+    for name, nc_path in stores.items():
+        assert_same(nc_path, tmp_path / "c" / name)
+
+
+def test_already_preloaded_unless_forced(sources, tmp_path):
+    data_id, stores = sources["plain"]
+    cache = tmp_path / "cache"
+    run([data_id], cache_dir=str(cache))
+    store = cache / "f0.zarr"
+    first = (store / "zarr.json").stat().st_mtime_ns
+
+    again = run([data_id], cache_dir=str(cache))
+    state = again.get_state(data_id)
+    assert state.status == PreloadStatus.completed
+    assert state.message == f"already preloaded: {store}"
+    assert (store / "zarr.json").stat().st_mtime_ns == first
+
+    options = {"chunks": {"lat": 30}, "compression": None}
+    forced = run([data_id], cache_dir=str(cache), force=True, **options)
+    assert forced.get_state(data_id).message == f"preloaded to {store}"
+    assert_same(stores["f0.zarr"], store)
+    with xr.open_zarr(store) as dataset:
+        assert dataset.temperature.encoding["chunks"][1] == 30
+        assert dataset.temperature.encoding["compressors"] == ()
+    assert [p.name for p in cache.iterdir()] == ["f0.zarr"]
+
+
+class Recording(NullPreloadHandle):
+    def __init__(self):
+        self.states = []
+
+    def notify(self, state):
+        self.states.append(state)
+
+
+def test_progress_moves_through_weighted_phases(sources, tmp_path):
+    handle = Recording()
+    data_id = sources["tar"][0]
+    preload_data(handle, data_id, cache_dir=tmp_path, chunks={"time": 1})
+    progress = [s.progress for s in handle.states]
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
+    messages = [(s.message, s.progress) for s in handle.states if s.message]
+    phases = [m.split()[0] for m, _ in messages]
+    assert phases[:3] == ["copying", "unpacking", "converting"]
+    assert phases[-1] == "preloaded"
+    assert re.fullmatch(r"copying bundle2\.tar\.gz \(0\.\d MB\)", messages[0][0])
+    # Each variable of each member file is named as it is converted.
+    variables = [m for m, _ in messages if ": " in m]
+    assert variables[0] == "converting bundle2.tar.gz:c.nc: temperature (1/8)"
+    second_file = "converting bundle2.tar.gz:deeper/d.nc: temperature (1/8)"
+    assert second_file in variables
+    # Weighted by size: copying the compressed archive is a small share.
+    unpacking = next(p for m, p in messages if m.startswith("unpacking"))
+    assert 0.05 < unpacking < 0.3
+
+
+def test_cancel_during_conversion_leaves_no_store(sources, tmp_path):
+    from convert_jobs import convert_until_cancelled
+
+    data_id = sources["plain"][0]
+    cache = tmp_path / "cache"
+    handle = ExecutorPreloadHandle(
+        [data_id],
+        convert_until_cancelled,
+        blocking=False,
+        silent=True,
+        cache_dir=str(cache),
+        chunks={"time": 1},
+    )
+    with handle:
+        assert wait_until(
+            lambda: "(2/" in (handle.get_state(data_id).message or ""), timeout=30
+        )
+        handle.cancel()
+        assert handle.wait(30)
+    assert handle.get_state(data_id).status == PreloadStatus.cancelled
+    assert list(cache.iterdir()) == []
+
+
+def test_killed_worker_leaves_no_store_that_opens(sources, tmp_path):
+    from convert_jobs import convert_then_die
+
+    data_id, stores = sources["plain"]
+    cache = tmp_path / "cache"
+    handle = run([data_id], convert_then_die, cache_dir=str(cache))
+    state = handle.get_state(data_id)
+    assert state.status == PreloadStatus.failed
+    assert "SIGKILL" in str(state.exception)
+    assert not (cache / "f0.zarr").exists()
+    (partial,) = cache.iterdir()
+    assert partial.name.startswith(".f0.zarr.partial-")
+    assert not opens(partial / "f0.zarr")
+
+    # The next run for the same target removes what the dead worker left.
+    run([data_id], cache_dir=str(cache))
+    assert [p.name for p in cache.iterdir()] == ["f0.zarr"]
+    assert_same(stores["f0.zarr"], cache / "f0.zarr")
+
+
+def test_corrupt_and_unsupported_files_fail_naming_them(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {
+        "junk.nc": b"this is not NetCDF" * 10,
+        "classic.nc": b"CDF\x01" + bytes(60),
+        "cut.nc.gz": gzip.compress(random.Random(0).randbytes(10_000))[:100],
+        "broken.zip": b"PK\x03\x04 not really a zip",
+        "broken.tar.gz": gzip.compress(b"no tar here" * 100),
+        "table.csv": b"a,b\n1,2\n",
+    }
+    for name, content in files.items():
+        (src / name).write_bytes(content)
+    empty_zip = src / "empty.zip"
+    with zipfile.ZipFile(empty_zip, "w") as archive:
+        archive.writestr("notes.txt", "no NetCDF in here")
+    ids = [str(src / name) for name in files] + [str(empty_zip), str(src / "gone.nc")]
+    cache = tmp_path / "cache"
+    handle = run(ids, cache_dir=str(cache))
+    errors = {Path(i).name: handle.get_state(i).exception for i in ids}
+    assert all(handle.get_state(i).status == PreloadStatus.failed for i in ids)
+    expected = {
+        "junk.nc": "junk.nc is not a NetCDF-4 file",
+        "classic.nc": "classic.nc is a NetCDF-3 (classic) file",
+        "cut.nc.gz": "cut.nc.gz is not a valid gzip file",
+        "broken.zip": "broken.zip is not a valid zip file",
+        "broken.tar.gz": "broken.tar.gz is not a valid tar.gz file",
+        "table.csv": "unsupported resource",
+        "empty.zip": "no NetCDF (.nc) files in empty.zip",
+        "gone.nc": f"no such file: {src / 'gone.nc'}",
+    }
+    for name, text in expected.items():
+        assert text in str(errors[name]), (name, errors[name])
+    for name in expected:
+        if name != "gone.nc":
+            assert isinstance(errors[name], ConvertError), name
+    assert list(cache.iterdir()) == []
+
+
+def test_unsafe_archive_members_are_refused(sources, tmp_path):
+    src = tmp_path / "evil"
+    src.mkdir()
+    nc = Path(sources["plain"][1]["f0.zarr"])
+    up_zip = src / "up.zip"
+    with zipfile.ZipFile(up_zip, "w") as archive:
+        archive.write(nc, "good.nc")
+        archive.write(nc, "../escaped.nc")
+    up_tar = tar_gz(src / "up.tar.gz", {"good.nc": nc, "x/../../escaped.nc": nc})
+    absolute = tar_gz(src / "abs.tar.gz", {"/tmp/escaped.nc": b"data"})
+    link = src / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as archive:
+        info = tarfile.TarInfo("data/passwd.nc")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "../../../etc/passwd"
+        archive.addfile(info)
+    cache = tmp_path / "cache"
+    ids = [str(p) for p in (up_zip, up_tar, absolute, link)]
+    handle = run(ids, cache_dir=str(cache))
+    messages = [str(handle.get_state(i).exception) for i in ids]
+    assert messages == [
+        "refused member '../escaped.nc' of up.zip: it leads out of the folder",
+        "refused member 'x/../../escaped.nc' of up.tar.gz: it leads out of the folder",
+        "refused member '/tmp/escaped.nc' of abs.tar.gz: an absolute path",
+        "refused link 'data/passwd.nc' -> '../../../etc/passwd' in link.tar.gz:"
+        " it points out of the folder",
+    ]
+    assert list(cache.iterdir()) == []
+    assert not list(tmp_path.rglob("escaped.nc"))
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"chunks": {"time": 0}}, "chunk size of 'time' must be >= 1 or -1, got 0"),
+        ({"chunks": {"tiem": 2}}, "chunks names dimension tiem that f0.nc does not"),
+        ({"compression": "lz4"}, "compression must be one of"),
+        ({"compression_level": 30}, "zstd compression_level must be in"),
+    ],
+)
+def test_bad_options_fail_clearly(sources, tmp_path, params, error):
+    handle = Recording()
+    with pytest.raises((TypeError, ValueError, ConvertError), match=error):
+        preload_data(handle, sources["plain"][0], cache_dir=tmp_path / "c", **params)
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+
+
+def test_missing_cache_dir_is_an_error_before_any_process_starts(sources):
+    with pytest.raises(TypeError, match="cache_dir"):
+        run([sources["plain"][0]])
+
+
+def test_preload_run_command(sources, tmp_path):
+    good = sources["gzip"][0]
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"junk")
+    cache = tmp_path / "cache"
+    out = tmp_path / "states.jsonl"
+    args = ["run", "preload.convert:preload_data", good, str(bad)]
+    params = ["--param", f"cache_dir={cache}", "--param", 'chunks={"time": 1}']
+    result = subprocess.run(
+        [sys.executable, "-m", "preload.cli", *args, *params, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    states = {s["data_id"]: s for s in map(json.loads, out.read_text().splitlines())}
+    assert states[good]["status"] == "completed"
+    assert states[str(bad)]["status"] == "failed"
+    assert "bad.nc is not a NetCDF-4 file" in states[str(bad)]["exception"]
+    assert_same(sources["gzip"][1]["g.zarr"], cache / "g.zarr")
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "preload.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "cache_dir" in missing.stderr
