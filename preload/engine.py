@@ -18,10 +18,12 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
+from typing import Any
 
 import psutil
 
@@ -40,23 +42,42 @@ MakeDisplay = Callable[
 where unknown) and the run's cancel()."""
 
 
-def default_mp_context() -> BaseContext:
-    """forkserver where there is (it never forks a process with threads), else spawn."""
+def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
+    """forkserver where there is (it never forks a process with threads), else
+    spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        _preload_in_forkserver()
+        _preload_in_forkserver(["preload.worker", *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
 
 
-def _preload_in_forkserver() -> None:
+def _preload_in_forkserver(modules: Sequence[str]) -> None:
     # A forkserver that has imported the worker module starts each worker
-    # and Manager in ~12 ms instead of ~80 ms. Keep what is preloaded already
-    # (by default __main__); this takes effect if the forkserver is not running.
+    # and Manager in ~12 ms instead of ~80 ms; one that has imported the job
+    # function's module spares every worker that import (xarray and zarr for
+    # preload.convert: ~0.9 s a worker). Keep what is preloaded already (by
+    # default __main__); this takes effect if the forkserver is not running.
+    # A module it cannot import (on 3.11 the forkserver has a fresh
+    # interpreter's sys.path, without changes made at runtime) is skipped;
+    # the workers import it themselves then.
     from multiprocessing import forkserver
 
-    modules = getattr(forkserver._forkserver, "_preload_modules", None)
-    if modules is not None and "preload.worker" not in modules:
-        forkserver.set_forkserver_preload([*modules, "preload.worker"])
+    preloaded = getattr(forkserver._forkserver, "_preload_modules", None)
+    if preloaded is None:
+        return
+    missing = [m for m in modules if m not in preloaded]
+    if missing:
+        forkserver.set_forkserver_preload([*preloaded, *missing])
+
+
+def importable_module(function: Callable[..., Any]) -> str | None:
+    """The module a worker imports to find *function*, if it has one: not
+    ``__main__``, and already imported here (so importing it succeeds)."""
+    name = getattr(function, "__module__", None)
+    module = sys.modules.get(name) if name else None
+    if name == "__main__" or getattr(module, "__file__", None) is None:
+        return None
+    return name
 
 
 def usable_cpus() -> int:
@@ -118,6 +139,7 @@ class Engine:
         timeout: float | None,
         cancel_grace: float | None,
         make_display: MakeDisplay | None,
+        function_module: str | None = None,
     ):
         self.table = StateTable(data_ids)
         self._cancelled = threading.Event()
@@ -140,7 +162,8 @@ class Engine:
             else:
                 if isinstance(mp_context, str):
                     mp_context = multiprocessing.get_context(mp_context)
-                context = mp_context or default_mp_context()
+                modules = [function_module] if function_module else []
+                context = mp_context or default_mp_context(modules)
                 self.channel = ManagerChannel(ids, token, context)
             self.channel.start(self.collector.deliver, self._channel_lost)
             if executor is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .display import choose_display, detect_mode, format_table
 from .display.notebook import NotebookDisplay
-from .engine import Engine, uses_threads
+from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
 from .state import PreloadState, check_update
 from .validation import (
@@ -112,6 +112,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             timeout,
             cancel_grace,
             make_display,
+            importable_module(function.function),
         )
         if (
             blocking

@@ -11,6 +11,16 @@ from pathlib import Path
 
 from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
 
+# The process that imported this module: a forkserver that preloads it passes
+# it on to the workers it forks.
+IMPORTED_BY = os.getpid()
+
+
+def where_imported(handle, data_id):
+    """Says whether this worker imported this module or inherited it."""
+    inherited = os.getpid() != IMPORTED_BY
+    handle.notify(PreloadState(data_id, message="inherited" if inherited else "here"))
+
 
 def ticks(handle, data_id, n=10, pause=0.001):
     """The seed's job, short: progress, a message every few ticks, "Done."."""

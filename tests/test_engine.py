@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import re
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -255,3 +258,33 @@ def test_a_broken_display_does_not_stop_the_run(monkeypatch, caplog):
     handle = run(IDS, jobs.ticks, silent=False)
     assert statuses(handle) == [S.completed] * 3
     assert "the display failed; nothing more is shown" in caplog.text
+
+
+WHERE_IMPORTED = """
+import jobs
+from preload import ExecutorPreloadHandle
+
+if __name__ == "__main__":
+    for start_method in (None, "spawn"):
+        handle = ExecutorPreloadHandle(
+            ["a"], jobs.where_imported, silent=True, mp_context=start_method
+        )
+        print(handle.get_state("a").message)
+"""
+
+
+def test_forkserver_imports_the_function_module_for_its_workers(tmp_path):
+    # A fresh interpreter: its forkserver starts with this run.
+    script = tmp_path / "where.py"
+    script.write_text(WHERE_IMPORTED)
+    tests_dir = str(Path(__file__).parent)
+    # On PYTHONPATH: the forkserver does not take sys.path changes made at runtime.
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": tests_dir},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["inherited", "here"]
