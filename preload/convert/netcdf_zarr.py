@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ _LEVELS = {"zstd": range(-131072, 23), "blosc": range(10), "gzip": range(10)}
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ROOT = "zarr.json"
 _HELD_BACK = "zarr.json.incomplete"
+_warnings_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,10 @@ def convert(
             done += data.size * var.dtype.itemsize
             advance(done / total)
     os.rename(store / _HELD_BACK, store / _ROOT)
-    with warnings.catch_warnings():
-        # xarray opens stores fastest with consolidated metadata (and warns
-        # without it); zarr warns that it is not in the v3 spec yet.
+    # xarray opens stores fastest with consolidated metadata (and warns without
+    # it); zarr warns that it is not in the v3 spec yet. catch_warnings() swaps
+    # the process's filters: one thread at a time (jobs on threads).
+    with _warnings_lock, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
         zarr.consolidate_metadata(zarr_store)
     advance(1.0)
