@@ -69,7 +69,6 @@ def write_sample(path: str | Path, megabytes: float = 1.0, seed: int = 0) -> Pat
                 "scale_factor": 0.01,
                 "_FillValue": -32768,
             },
-            "land": {"dtype": "int8"},
             "time": {"units": "days since 2020-01-01"},
         },
     )
