@@ -123,11 +123,20 @@ def test_every_kind_converts_to_identical_stores(sources, tmp_path):
 
 def test_threads_convert_the_same(sources, tmp_path):
     data_id, stores = sources["zip"]
+    # Two ids for one file: one job publishes it, the other finds it there.
+    same = Path(data_id).as_uri()
     with ThreadPoolExecutor(2) as executor:
-        handle = run([data_id], executor=executor, cache_dir=str(tmp_path / "c"))
-    assert handle.get_state(data_id).status == PreloadStatus.completed
+        handle = run([data_id, same], executor=executor, cache_dir=str(tmp_path / "c"))
+    messages = sorted(
+        handle.get_state(i).message.split(":")[0] for i in (data_id, same)
+    )
+    assert messages == [
+        "already preloaded",
+        f"preloaded 2 Zarr stores to {tmp_path}/c/bundle",
+    ]
     for name, nc_path in stores.items():
         assert_same(nc_path, tmp_path / "c" / name)
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["bundle"]
 
 
 def test_already_preloaded_unless_forced(sources, tmp_path):
@@ -220,7 +229,8 @@ def test_killed_worker_leaves_no_store_that_opens(sources, tmp_path):
     assert not (cache / "f0.zarr").exists()
     (partial,) = cache.iterdir()
     assert partial.name.startswith(".f0.zarr.partial-")
-    assert not opens(partial / "f0.zarr")
+    (store,) = partial.rglob("f0.zarr")  # half-written
+    assert not opens(store)
 
     # The next run for the same target removes what the dead worker left.
     run([data_id], cache_dir=str(cache))

@@ -16,8 +16,9 @@ from .unpack import copy_file, gunzip, gunzip_size, untar, unzip, zip_members
 
 # What a byte costs in each phase, relative to copying it, so that progress
 # moves about evenly in time. Measured with scripts/bench_convert.py on a local
-# disk, where copying is cheapest (0.45 s/GB; unpacking 12, converting 15): from
-# a slow mount the copy takes a larger share of the time than of the bar.
+# disk, where copying is cheapest (0.3-0.5 s/GB; unpacking 9-12, converting
+# 12-15): from a slow mount the copy takes a larger share of the time than of
+# the bar.
 COST = {"copy": 1.0, "unpack": 25.0, "convert": 35.0}
 
 
@@ -103,7 +104,7 @@ def _build(
     )
 
     progress.phase("copy", f"copying {label} ({_megabytes(size)})")
-    copy = staging.folder / f"copy-{source.name}"
+    copy = staging.work / source.name
     copy_file(source, copy, progress.advance)
 
     # Each NetCDF file to convert: its path, its name in messages, its store.
@@ -111,12 +112,12 @@ def _build(
         files = [(copy, label, staging.result)]
     elif resource.kind == "gzip":
         progress.phase("unpack", f"unpacking {label}")
-        unzipped = staging.folder / f"{resource.stem}.nc"
+        unzipped = staging.work / f"{resource.stem}.nc"
         gunzip(copy, unzipped, progress.advance, label)
         files = [(unzipped, label, staging.result)]
     else:
         progress.phase("unpack", f"unpacking {label}")
-        folder = staging.folder / "unpacked"
+        folder = staging.work / "unpacked"
         folder.mkdir()
         if resource.kind == "zip":
             paths = unzip(copy, members, folder, progress.advance, label)

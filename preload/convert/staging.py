@@ -1,15 +1,16 @@
 """Output that is never left half-written: a private folder beside the target,
 renamed to the target only when complete.
 
-The folder is named ``.<target>.partial-<pid>-<start time>`` after the process
-that owns it. A folder whose process is gone (a worker that was killed) is stale:
-the next job for the same target removes it.
+The folder is named ``.<target>.partial-<pid>-<start time>-<random>`` after the
+process that owns it. A folder whose process is gone (a worker that was killed)
+is stale: the next job for the same target removes it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import psutil
@@ -22,19 +23,21 @@ def _owner_tag(process: psutil.Process) -> str:
 
 
 def _is_stale(folder: Path) -> bool:
-    pid, _, started = folder.name.rpartition(_MARK)[2].partition("-")
-    started = started.split("-")[0]
+    """True if the process named in *folder*'s name is gone."""
+    owner = folder.name.rpartition(_MARK)[2].split("-")  # pid, start, ...
     try:
-        process = psutil.Process(int(pid))
-        return _owner_tag(process) != f"{pid}-{started}"
-    except (ValueError, psutil.NoSuchProcess):
+        process = psutil.Process(int(owner[0]))
+        return owner[:2] != _owner_tag(process).split("-")
+    except psutil.NoSuchProcess:
         return True
+    except (ValueError, psutil.Error):
+        return False  # not one of ours, or cannot tell: leave it
 
 
 class Staging:
     """A private folder in which a job builds what it will publish as *target*.
 
-    Build ``result`` (a file or folder path inside the staging folder), then
+    Build ``result`` (a path not yet made), keep work files in ``work``, then
     ``commit()``. ``discard()`` removes whatever is left; call it in any case.
     """
 
@@ -42,10 +45,13 @@ class Staging:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale()
-        tag = _owner_tag(psutil.Process())
+        # Unique also among the jobs of one process (on threads).
+        tag = f"{_owner_tag(psutil.Process())}-{uuid.uuid4().hex[:8]}"
         self.folder = target.with_name(f".{target.name}{_MARK}{tag}")
-        self.folder.mkdir()
-        self.result = self.folder / target.name
+        self.work = self.folder / "work"
+        self.work.mkdir(parents=True)
+        (self.folder / "out").mkdir()
+        self.result = self.folder / "out" / target.name
 
     def commit(self, replace: bool) -> bool:
         """Publish ``result`` as the target; False if a target already there is
