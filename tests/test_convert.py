@@ -251,10 +251,12 @@ def test_corrupt_and_unsupported_files_fail_naming_them(tmp_path):
     }
     for name, content in files.items():
         (src / name).write_bytes(content)
+    sample = write_sample(tmp_path / "sample.nc", MB).read_bytes()
+    (src / "truncated.nc").write_bytes(sample[: len(sample) * 2 // 3])
     empty_zip = src / "empty.zip"
     with zipfile.ZipFile(empty_zip, "w") as archive:
         archive.writestr("notes.txt", "no NetCDF in here")
-    ids = [str(src / name) for name in files] + [str(empty_zip), str(src / "gone.nc")]
+    ids = [str(src / name) for name in [*files, "truncated.nc", "empty.zip", "gone.nc"]]
     cache = tmp_path / "cache"
     handle = run(ids, cache_dir=str(cache))
     errors = {Path(i).name: handle.get_state(i).exception for i in ids}
@@ -266,6 +268,7 @@ def test_corrupt_and_unsupported_files_fail_naming_them(tmp_path):
         "broken.zip": "broken.zip is not a valid zip file",
         "broken.tar.gz": "broken.tar.gz is not a valid tar.gz file",
         "table.csv": "unsupported resource",
+        "truncated.nc": "truncated.nc",
         "empty.zip": "no NetCDF (.nc) files in empty.zip",
         "gone.nc": f"no such file: {src / 'gone.nc'}",
     }

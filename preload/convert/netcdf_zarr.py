@@ -156,13 +156,11 @@ def convert(
         array = zarr.open_array(zarr_store, path=name, mode="r+")
         array.resize(var.shape)
         for block in _blocks(var.shape, chunks[name]):
-            data = var[block].values
             try:
-                array[block] = data
-            except Exception as exc:
-                raise ConvertError(
-                    f"cannot write {name!r} of {label} to Zarr: {exc}"
-                ) from exc
+                data = var[block].values
+            except Exception as exc:  # a damaged file: h5py's errors name no file
+                raise ConvertError(f"cannot read {name!r} of {label}: {exc}") from exc
+            array[block] = data
             done += data.size * var.dtype.itemsize
             advance(done / total)
     os.rename(store / _HELD_BACK, store / _ROOT)

@@ -69,7 +69,8 @@ def summary(view: View) -> str:
     counts = ", ".join(
         f"{n} {status}" for status, n in sorted(view.counts.items(), key=_order)
     )
-    text = f"{view.total} jobs: {counts} | {duration(view.elapsed)} elapsed"
+    jobs = "job" if view.total == 1 else "jobs"
+    text = f"{view.total} {jobs}: {counts} | {duration(view.elapsed)} elapsed"
     if 0 < view.progress < 1:
         left = view.elapsed * (1 - view.progress) / view.progress
         text += f" | ~{duration(left)} left"
