@@ -66,18 +66,23 @@ def check_mp_context(mp_context: Any) -> None:
 
 def check_params(job_function: JobFunction) -> None:
     """TypeError if the function cannot be called with a handle, a data id and
-    the given parameters (a missing or unknown parameter)."""
+    the given parameters (a missing or unknown parameter); then the function's
+    own ``check_params(**params)``, if it has one, may raise about their values."""
     function, params, bound = job_function
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return  # no signature to check (some builtins, C extensions)
-    args = ("data_id",) if bound else (None, "data_id")
-    try:
-        signature.bind(*args, **params)
-    except TypeError as exc:
-        name = getattr(function, "__qualname__", repr(function))
-        raise TypeError(f"{name}(): {exc}") from None
+        signature = None  # no signature to check (some builtins, C extensions)
+    if signature is not None:
+        args = ("data_id",) if bound else (None, "data_id")
+        try:
+            signature.bind(*args, **params)
+        except TypeError as exc:
+            name = getattr(function, "__qualname__", None) or repr(function)
+            raise TypeError(f"{name}(): {exc}") from None
+    check_values = getattr(function, "check_params", None)
+    if callable(check_values):
+        check_values(**params)
 
 
 def pickle_job_function(job_function: JobFunction) -> bytes:

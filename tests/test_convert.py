@@ -327,9 +327,13 @@ def test_bad_options_fail_clearly(sources, tmp_path, params, error):
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
 
 
-def test_missing_cache_dir_is_an_error_before_any_process_starts(sources):
-    with pytest.raises(TypeError, match="cache_dir"):
-        run([sources["plain"][0]])
+def test_bad_parameters_are_an_error_before_any_process_starts(sources, tmp_path):
+    data_id = sources["plain"][0]
+    with pytest.raises(TypeError, match="missing a required argument: 'cache_dir'"):
+        run([data_id])
+    with pytest.raises(ValueError, match="compression must be one of"):
+        run([data_id], cache_dir=str(tmp_path), compression="lz4")
+    assert list(tmp_path.iterdir()) == [Path(data_id).parent]
 
 
 def test_preload_run_command(sources, tmp_path):
@@ -353,11 +357,15 @@ def test_preload_run_command(sources, tmp_path):
     assert "bad.nc is not a NetCDF-4 file" in states[str(bad)]["exception"]
     assert_same(sources["gzip"][1]["g.zarr"], cache / "g.zarr")
 
-    missing = subprocess.run(
-        [sys.executable, "-m", "preload.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert missing.returncode == 2
-    assert "cache_dir" in missing.stderr
+    for bad, error in [
+        ([], "missing a required argument: 'cache_dir'"),
+        (["--param", "cache_dir=c", "--param", "chunks=8"], "chunks must be a dict"),
+    ]:
+        usage = subprocess.run(
+            [sys.executable, "-m", "preload.cli", *args, *bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert usage.returncode == 2
+        assert error in usage.stderr

@@ -82,6 +82,19 @@ def test_parameters_the_function_does_not_take(params, match):
         make_handle(["a"], function, **params)
 
 
+def test_the_function_checks_its_parameter_values():
+    def scaled(handle, data_id, factor=1):
+        pass
+
+    def check_params(factor=1):
+        if factor <= 0:
+            raise ValueError(f"factor must be > 0, got {factor}")
+
+    scaled.check_params = check_params
+    with pytest.raises(ValueError, match="factor must be > 0, got -2"):
+        make_handle(["a"], scaled, factor=-2)
+
+
 def test_a_missing_parameter_is_named():
     def needs_folder(handle, data_id, *, folder):
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..handle import PreloadHandle
 from ..state import PreloadState
@@ -73,6 +74,21 @@ def preload_data(
     else:
         message = f"preloaded to {target}"
     handle.notify(PreloadState(data_id, progress=1.0, message=message))
+
+
+def _check_params(
+    *,
+    chunks: Any = None,
+    compression: Any = "zstd",
+    compression_level: Any = None,
+    **_: Any,
+) -> None:
+    Options.checked(chunks, compression, compression_level)
+
+
+# ExecutorPreloadHandle (and `preload run`) check the options before any process
+# starts, so that bad ones are one error, not one failed job per id.
+preload_data.check_params = _check_params  # type: ignore[attr-defined]
 
 
 def _build(
