@@ -47,7 +47,8 @@ def preload_data(
     What is there already is kept ("already preloaded") unless *force*.
     The output appears only when complete: a cancelled, failed or killed job
     leaves nothing that opens. Progress is weighted by size over the copy,
-    unpack and convert phases; cancellation is checked between blocks and chunks.
+    unpack and convert phases; cancellation is checked between blocks (1 MiB)
+    and between slabs of whole chunks (about 8 MiB).
     """
     options = Options.checked(chunks, compression, compression_level)
     resource = resource_of(data_id)
