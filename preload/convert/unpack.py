@@ -2,9 +2,10 @@
 
 Each function reports how far it is through *advance(fraction)*, which is also
 the job's cancellation point (it raises ``Cancelled``), once per block.
-Only regular ``.nc`` files are taken out of an archive; every member is checked
-first: absolute paths, ``..`` and links that point out of the archive's folder,
-devices and pipes are refused and fail the job.
+Only regular ``.nc`` files are taken out of an archive, and every member is
+checked before it is: absolute paths, ``..``, links that point out of the
+archive's folder, devices and pipes are refused and fail the job (a zip is
+checked whole before anything is written; a tar.gz, read once, as it streams).
 """
 
 from __future__ import annotations
