@@ -59,14 +59,6 @@ class Progress:
         weight = self._weights[self._phase] * min(max(fraction, 0.0), 1.0)
         self._post((self._before + weight) / self._total)
 
-    def check(self) -> None:
-        """A cancellation point that reports nothing."""
-        if self._handle.cancelled:
-            raise Cancelled
-
-    def done(self, message: str) -> None:
-        self._post(1.0, message)
-
     def _post(self, progress: float, message: str | None = None) -> None:
         progress = max(progress, self._reported)
         if progress == self._reported and message is None:

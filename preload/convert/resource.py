@@ -9,7 +9,7 @@ from urllib.request import url2pathname
 
 from .errors import ConvertError
 
-# Suffix (lower case) -> kind. Longer suffixes first: "x.nc.gz" is gzip, not netcdf.
+# Suffix (lower case) -> kind.
 KINDS = {
     ".nc.gz": "gzip",
     ".tar.gz": "tar",
