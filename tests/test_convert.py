@@ -18,14 +18,19 @@ from pathlib import Path
 
 import pytest
 
-xr = pytest.importorskip("xarray", reason="preload.convert needs Python 3.11+")
-convert = pytest.importorskip("preload.convert")
+pytest.importorskip(
+    "preload.convert",
+    reason="needs the convert extra (Python 3.11+)",
+    exc_type=ImportError,  # what preload.convert raises without its libraries
+)
 
-from preload import ExecutorPreloadHandle, NullPreloadHandle, PreloadStatus  # noqa: E402
-from preload.convert import ConvertError, preload_data  # noqa: E402
-from preload.convert.samples import write_sample  # noqa: E402
+import xarray as xr
 
-from conftest import wait_until  # noqa: E402
+from preload import ExecutorPreloadHandle, NullPreloadHandle, PreloadStatus
+from preload.convert import ConvertError, preload_data
+from preload.convert.samples import write_sample
+
+from conftest import wait_until
 
 # Small files: 3 time steps of 90 x 180 cells.
 MB = 0.3
