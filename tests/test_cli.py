@@ -8,14 +8,7 @@ import sys
 
 import pytest
 
-
-def preload(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "preload.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests_support import preload
 
 
 @pytest.mark.parametrize("threads", [[], ["--threads"]], ids=["processes", "threads"])
@@ -59,13 +52,7 @@ def slow(handle, data_id):
 def preload_in(folder, *args, timeout=60):
     """`preload ...` run from *folder*, where the module `myjobs` is."""
     (folder / "myjobs.py").write_text(MODULE)
-    return subprocess.run(
-        [sys.executable, "-m", "preload.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=folder,
-    )
+    return preload(*args, timeout=timeout, cwd=folder)
 
 
 @pytest.mark.parametrize("threads", [[], ["--threads"]], ids=["processes", "threads"])

@@ -9,8 +9,6 @@ import json
 import random
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +29,7 @@ from preload.convert import ConvertError, preload_data
 from preload.convert.samples import write_sample
 
 from conftest import wait_until
+from tests_support import preload
 
 # Small files: 3 time steps of 90 x 180 cells.
 MB = 0.3
@@ -350,12 +349,7 @@ def test_preload_run_command(sources, tmp_path):
     out = tmp_path / "states.jsonl"
     args = ["run", "preload.convert:preload_data", good, str(bad)]
     params = ["--param", f"cache_dir={cache}", "--param", 'chunks={"time": 1}']
-    result = subprocess.run(
-        [sys.executable, "-m", "preload.cli", *args, *params, "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = preload(*args, *params, "--json", str(out), timeout=120)
     assert result.returncode == 1, result.stderr
     states = {s["data_id"]: s for s in map(json.loads, out.read_text().splitlines())}
     assert states[good]["status"] == "completed"
@@ -363,16 +357,11 @@ def test_preload_run_command(sources, tmp_path):
     assert "bad.nc is not a NetCDF-4 file" in states[str(bad)]["exception"]
     assert_same(sources["gzip"][1]["g.zarr"], cache / "g.zarr")
 
-    for bad, error in [
+    for extra, error in [
         ([], r"missing a required .*argument: 'cache_dir'"),
         (["--param", "cache_dir=c", "--param", "chunks=8"], "chunks must be a dict"),
     ]:
-        usage = subprocess.run(
-            [sys.executable, "-m", "preload.cli", *args, *bad],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        usage = preload(*args, *extra)
         assert usage.returncode == 2
         assert re.search(error, usage.stderr), usage.stderr
 

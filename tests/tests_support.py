@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+
+
+def preload(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedProcess:
+    """Run the `preload` command as a user does; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "preload.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 class Recorder:
