@@ -46,7 +46,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         silent: if True, print nothing.
         max_workers: worker processes of our own pool; by default
             min(number of ids, usable CPUs).
-        timeout: seconds a job may run (our own pool only). Past it, the
+        job_timeout: seconds a job may run (our own pool only). Past it, the
             job sees ``cancelled``; still running ``cancel_grace`` later, it is
             terminated. It ends FAILED with a ``TimeoutError``.
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
@@ -68,7 +68,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         silent: bool = False,
         *,
         max_workers: int | None = None,
-        timeout: float | None = None,
+        job_timeout: float | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
         mp_context: BaseContext | str | None = None,
         display: str | None = None,
@@ -80,13 +80,13 @@ class ExecutorPreloadHandle(PreloadHandle):
                 f"executor must be a concurrent.futures.Executor, got {executor!r}"
             )
         check_max_workers(max_workers)
-        check_seconds("timeout", timeout)
+        check_seconds("job_timeout", job_timeout)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
         check_display(display)
-        if timeout is not None and executor is not None:
+        if job_timeout is not None and executor is not None:
             raise ValueError(
-                "timeout needs the handle's own process pool (executor=None):"
+                "job_timeout needs the handle's own process pool (executor=None):"
                 " only there can a job that does not stop be terminated"
             )
         self._data_ids = ids
@@ -109,7 +109,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             executor,
             max_workers,
             mp_context,
-            timeout,
+            job_timeout,
             cancel_grace,
             make_display,
             importable_module(function.function),

@@ -108,7 +108,7 @@ def main() -> int:
             job,
             blocking=False,
             silent=True,
-            timeout=TIMEOUT,
+            job_timeout=TIMEOUT,
             cancel_grace=GRACE,
             roles=roles,
         )

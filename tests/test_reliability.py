@@ -64,7 +64,7 @@ def test_timeout_seen_by_a_cooperative_job_fails_it(tmp_path):
         ("slow", "fast"),
         jobs.mixed,
         max_workers=1,
-        timeout=0.5,
+        job_timeout=0.5,
         path=str(tmp_path),
         roles={"slow": "steady:5", "fast": "steady:0.1"},
     )
@@ -87,7 +87,7 @@ def test_timeout_terminates_a_job_that_does_not_stop(tmp_path):
         list(roles),
         jobs.mixed,
         max_workers=2,
-        timeout=1.5,
+        job_timeout=1.5,
         cancel_grace=0.2,
         path=str(tmp_path),
         roles=roles,
