@@ -173,7 +173,10 @@ def run_function(args: argparse.Namespace) -> int:
     function = load_function(args.function)
     params = parse_params(args.param)
     ids = read_ids(args.ids, args.ids_from)
-    options: dict[str, Any] = {"job_timeout": args.timeout, "mp_context": args.start_method}
+    options: dict[str, Any] = {
+        "job_timeout": args.timeout,
+        "mp_context": args.start_method,
+    }
     if args.cancel_grace is not None:
         options["cancel_grace"] = args.cancel_grace
     executor = ThreadPoolExecutor(args.jobs) if args.threads else None

@@ -9,6 +9,11 @@ A job's outcome can overtake its last messages (they travel different
 ways), so an outcome waits ("parked") until as many messages of its data id
 as the job sent have arrived; then the messages that travelled with the
 outcome are applied, then the final status.
+
+When every job has ended, the collector calls its ``on_done`` callback once
+(the engine then releases the run). After ``stop()`` the thread is gone and
+updates from outside the jobs (a subclass's ``close()`` that reports a last
+message, say) are applied in the caller's thread.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from .display import Display
 from .errors import PackedError, unpack
@@ -32,10 +38,18 @@ _MESSAGES, _UPDATE, _OUTCOME, _LOST, _SYNC, _STOP = range(6)
 class Collector:
     """Applies job messages and outcomes to a ``StateTable``, in order."""
 
-    def __init__(self, table: StateTable, display: Display | None = None):
+    def __init__(
+        self,
+        table: StateTable,
+        display: Display | None = None,
+        on_done: Callable[[], None] | None = None,
+    ):
         self._table = table
         self._display = display
+        self._on_done = on_done
         self._changed = False
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._received: dict[str, int] = {}
         self._parked: dict[str, Outcome] = {}
@@ -51,7 +65,13 @@ class Collector:
 
     def post_update(self, update: PreloadState) -> None:
         """Take a state change reported from outside the jobs (any thread)."""
-        self._inbox.put((_UPDATE, update))
+        with self._stop_lock:
+            if not self._stopped:
+                self._inbox.put((_UPDATE, update))
+                return
+            self._apply(to_message(update))
+            if self._display is not None and self._display.updates_in_place:
+                self._show(self._display.draw)
 
     def post_outcome(self, data_id: str, outcome: Outcome) -> None:
         """Take the outcome of the job of *data_id* (any thread)."""
@@ -63,14 +83,19 @@ class Collector:
 
     def sync(self, timeout: float | None = None) -> bool:
         """Wait until everything posted before this call is applied."""
+        if self._stopped:
+            return True
         applied = threading.Event()
         self._inbox.put((_SYNC, applied))
         return applied.wait(timeout)
 
     def stop(self) -> None:
         """Apply what is in the inbox, then the parked outcomes, and end."""
-        self._inbox.put((_STOP,))
-        self._thread.join()
+        with self._stop_lock:
+            if not self._stopped:
+                self._inbox.put((_STOP,))
+                self._thread.join()
+                self._stopped = True
 
     def _run(self) -> None:
         next_refresh = 0.0
@@ -139,6 +164,11 @@ class Collector:
             return
         if self._display is not None and self._display.follows_statuses:
             self._show(self._display.status_changed, self._table.get(data_id))
+        if self._on_done is not None and self._table.all_final:
+            # Before settle() wakes the waiters: they then find the release
+            # under way.
+            on_done, self._on_done = self._on_done, None
+            on_done()
         self._table.settle()
 
     def _show(self, method, *args) -> None:

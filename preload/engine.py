@@ -9,8 +9,13 @@ Who owns what:
 * the executor's done callbacks pass each job's outcome to the collector;
 * the collector thread is the only writer of the ``StateTable``.
 
-An engine not closed when the interpreter exits is closed then, with no
-grace, before ``concurrent.futures`` waits for its pools' workers.
+A run releases itself: once every job has ended, a short-lived thread
+releases the runner, the channel and the collector, whether or not anybody
+calls ``close()``. An engine still open when the interpreter exits is closed
+then, with no grace, before ``concurrent.futures`` waits for its pools'
+workers. Only the process that made an engine closes or cancels it: a child
+made with fork inherits the engine and its exit hooks, and must leave the
+parent's run alone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
@@ -93,7 +99,8 @@ def uses_threads(executor: Executor | None) -> bool:
 
 
 class ExecutorRunner:
-    """Runs jobs on an executor the caller owns."""
+    """Runs jobs on a given executor: the caller's, which is used and never
+    shut down, or threads of our own (*owned*), shut down at close."""
 
     def __init__(
         self,
@@ -101,8 +108,11 @@ class ExecutorRunner:
         jobs: list[Job],
         channel: Channel,
         collector: Collector,
+        owned: bool = False,
     ):
         self._collector = collector
+        self._executor = executor
+        self._owned = owned
         # Ends of a ThreadChannel stay in this process; others are pickled with
         # every job, since we cannot hand them to the executor's workers once.
         self._futures = []
@@ -119,7 +129,9 @@ class ExecutorRunner:
             future.cancel()
 
     def close(self) -> None:
-        """Nothing to release: the executor is the caller's."""
+        """Shut our own threads down (a caller's executor is left as it is)."""
+        if self._owned:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     def abort(self) -> None:
         self.cancel()
@@ -131,27 +143,40 @@ class Engine:
     def __init__(
         self,
         data_ids: Sequence[str],
-        function: bytes | JobFunction,
-        token: str,
         executor: Executor | None,
-        max_workers: int | None,
-        mp_context: BaseContext | str | None,
-        timeout: float | None,
-        cancel_grace: float | None,
         make_display: MakeDisplay | None,
-        function_module: str | None = None,
     ):
         self.table = StateTable(data_ids)
+        self._data_ids = data_ids
+        self._executor = executor
+        self._pid = os.getpid()
         self._cancelled = threading.Event()
-        self._closed = False
+        self._release_lock = threading.Lock()
+        self._released = False
+        self._releaser: threading.Thread | None = None
         self.channel: Channel | None = None
         self._runner: PoolRunner | ExecutorRunner | None = None
         self.display = None
         if make_display is not None:
             running = self._running_pids if executor is None else None
             self.display = make_display(self.table, running, self.cancel)
-        self.collector = Collector(self.table, self.display)
+        self.collector = Collector(self.table, self.display, self._release_soon)
+
+    def start(
+        self,
+        function: bytes | JobFunction,
+        token: str,
+        max_workers: int | None,
+        mp_context: BaseContext | str | None,
+        timeout: float | None,
+        cancel_grace: float | None,
+        function_module: str | None = None,
+        owns_executor: bool = False,
+    ) -> None:
+        """Start the channel and the runner: the jobs begin."""
+        data_ids, executor = self._data_ids, self._executor
         if not data_ids:
+            self._release()
             return
         _open_engines.add(self)
         try:
@@ -179,9 +204,11 @@ class Engine:
                 )
             else:
                 self._runner = ExecutorRunner(
-                    executor, jobs, self.channel, self.collector
+                    executor, jobs, self.channel, self.collector, owns_executor
                 )
         except BaseException:
+            if owns_executor:
+                executor.shutdown(wait=False, cancel_futures=True)
             self.close(grace=0)
             raise
 
@@ -201,7 +228,11 @@ class Engine:
 
     def cancel(self) -> None:
         """Raise the cancel flag and cancel the jobs that have not started."""
+        if os.getpid() != self._pid:
+            return
         self._cancelled.set()
+        if self._released:
+            return
         if self.channel is not None:
             self.channel.cancel()
         if self._runner is not None:
@@ -209,13 +240,50 @@ class Engine:
         self.collector.sync(timeout=1.0)
 
     def close(self, grace: float | None) -> None:
-        """Cancel, give running jobs *grace* seconds, then release everything."""
-        if self._closed:
+        """Cancel, give running jobs *grace* seconds, then release everything.
+
+        Interrupted while it waits (Ctrl-C), the engine stays open: the exit
+        hook closes it then, with no grace."""
+        if os.getpid() != self._pid:
             return
-        self._closed = True
         if not self.table.done:
             self.cancel()
             self.table.wait(grace)
+        self._release()
+        releaser = self._releaser
+        if releaser is not None and releaser is not threading.current_thread():
+            releaser.join()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until every job has ended and the run is released; False if
+        *timeout* passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.table.wait(timeout):
+            return False
+        releaser = self._releaser
+        if releaser is not None and releaser is not threading.current_thread():
+            releaser.join(None if deadline is None else deadline - time.monotonic())
+            return not releaser.is_alive()
+        return True
+
+    def _release_soon(self) -> None:
+        # In the collector thread, once every job has ended: release from
+        # another thread, since releasing joins the collector.
+        self._releaser = threading.Thread(
+            target=self._release, name="preload-release", daemon=True
+        )
+        self._releaser.start()
+
+    def _release(self) -> None:
+        """Release the runner, the channel and the collector, once; a second
+        caller waits until the first is done."""
+        with self._release_lock:
+            if not self._released:
+                self._release_now()
+
+    def _release_now(self) -> None:
+        if self.channel is not None and self.channel.cancel_requested():
+            self._cancelled.set()  # a job cancelled the run: keep it known
         if self._runner is not None:
             self._runner.close()
         if self.channel is not None:
@@ -233,6 +301,7 @@ class Engine:
         # Drop what holds pipes and sockets now, not at the next garbage
         # collection (futures and their callbacks make reference cycles).
         self._runner = self.channel = None
+        self._released = True
         _open_engines.discard(self)
 
     def _channel_lost(self, error: Exception) -> None:
@@ -253,6 +322,11 @@ _open_engines: set[Engine] = set()
 def _close_open_engines() -> None:
     for engine in list(_open_engines):
         engine.close(grace=0)
+
+
+# A child made with fork inherits the set, and its exit runs this module's
+# hooks: the parent's engines are not the child's to close.
+os.register_at_fork(after_in_child=_open_engines.clear)
 
 
 # Run before concurrent.futures' own exit hook, which waits for running jobs

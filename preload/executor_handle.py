@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -13,6 +15,7 @@ from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
 from .state import PreloadState, check_update
+from .states import StateTable
 from .validation import (
     check_data_ids,
     check_display,
@@ -22,10 +25,62 @@ from .validation import (
     check_seconds,
     pickle_job_function,
 )
-from .worker import JobFunction, current_job
+from .worker import JobFunction, JobHandle, current_job
 
 DEFAULT_CANCEL_GRACE = 3.0
 """Seconds a running job gets to stop after a cancel before it is terminated."""
+
+
+class _Derived:
+    """A read-only attribute computed on each access. It is a non-data
+    descriptor: a subclass that sets an attribute of the same name keeps its
+    own value (a subclass owns its namespace)."""
+
+    def __init__(self, get: Callable[[Any], Any]):
+        self._get = get
+        self.__doc__ = get.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else self._get(instance)
+
+
+class _Run:
+    """What a handle keeps of its run, under one name-mangled attribute.
+
+    Pickled into worker processes (with a subclass's bound ``preload_data``)
+    without the engine, which stays in the parent."""
+
+    def __init__(self, data_ids: tuple[str, ...], cancel_grace: float | None):
+        self.data_ids = data_ids
+        self.token = uuid.uuid4().hex
+        self.cancel_grace = cancel_grace
+        self.engine: Engine | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "engine": None}
+
+    def parent(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("this copy of the handle is in a worker, outside a job")
+        return self.engine
+
+
+class _StatesView(Mapping):
+    """xcube's ``handle._states``: data id -> a snapshot of its state."""
+
+    def __init__(self, table: StateTable):
+        self._table = table
+
+    def __getitem__(self, data_id: str) -> PreloadState:
+        if data_id not in self._table:
+            raise KeyError(data_id)
+        return self._table.get(data_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([state.data_id for state in self._table.snapshot()])
+
+    def __len__(self) -> int:
+        return len(self._table.snapshot())
 
 
 class ExecutorPreloadHandle(PreloadHandle):
@@ -36,9 +91,17 @@ class ExecutorPreloadHandle(PreloadHandle):
     as overridden by a subclass. By default the jobs run in worker processes
     of a pool the handle owns; a ``ThreadPoolExecutor`` (or another
     ``Executor``) can be given instead, and is never shut down by the handle.
+    A function that cannot be sent to a process (it does not pickle, or does
+    not unpickle) runs on threads of this process, with a warning, unless
+    processes were asked for (an executor, *mp_context* or *job_timeout*).
+
+    A subclass owns its namespace: the handle keeps its own state under one
+    name-mangled attribute and never calls an overridable public method
+    (``close``, ``cancel``, ``notify``, ``show``) itself. A run releases its
+    processes and threads by itself once every job has ended.
 
     Args:
-        data_ids: the ids of the data resources, unique.
+        data_ids: the ids of the data resources: unique strs, in any iterable.
         preload_data: the function that preloads one data resource.
         executor: an executor to run the jobs on, instead of our own pool.
         blocking: if True, return when every job has ended, with all
@@ -56,12 +119,13 @@ class ExecutorPreloadHandle(PreloadHandle):
             pool and Manager; by default forkserver (or spawn).
         display: "terminal", "log" or "notebook"; by default chosen from
             where we run (a notebook kernel, a TTY, anything else).
-        preload_params: passed to every job.
+        preload_params: passed to every job. Their names must differ from
+            the options above (``OPTIONS``).
     """
 
     def __init__(
         self,
-        data_ids: Sequence[str],
+        data_ids: Iterable[str],
         preload_data: Callable[..., Any] | None = None,
         executor: Executor | None = None,
         blocking: bool = True,
@@ -89,12 +153,30 @@ class ExecutorPreloadHandle(PreloadHandle):
                 "job_timeout needs the handle's own process pool (executor=None):"
                 " only there can a job that does not stop be terminated"
             )
-        self._data_ids = ids
-        self._token = uuid.uuid4().hex
-        self._cancel_grace = cancel_grace
-        function = self._job_function(preload_data, preload_params)
-        check_params(function)
-        payload = function if uses_threads(executor) else pickle_job_function(function)
+        run = self.__run = _Run(ids, cancel_grace)
+        function = self.__job_function(preload_data, preload_params)
+        check_params(function, OPTIONS)
+        owns_executor = False
+        if uses_threads(executor):
+            payload: bytes | JobFunction = function
+        else:
+            try:
+                payload = pickle_job_function(function)
+            except TypeError as exc:
+                if (
+                    executor is not None
+                    or mp_context is not None
+                    or job_timeout is not None
+                ):
+                    raise
+                warnings.warn(
+                    f"{exc}; its jobs run on threads of this process instead",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                executor = ThreadPoolExecutor(max_workers, "preload-job")
+                owns_executor = True
+                payload = function
         mode = display or detect_mode()
         make_display = None
         if not silent or mode == "notebook":
@@ -102,33 +184,30 @@ class ExecutorPreloadHandle(PreloadHandle):
             def make_display(table, running, cancel):
                 return choose_display(mode, table, blocking, running, cancel)
 
-        self._engine: Engine | None = Engine(
-            ids,
+        # Known to the handle before any job starts: a job on a thread may
+        # use it at once.
+        engine = run.engine = Engine(ids, executor, make_display)
+        engine.start(
             payload,
-            self._token,
-            executor,
+            run.token,
             max_workers,
             mp_context,
             job_timeout,
             cancel_grace,
-            make_display,
             importable_module(function.function),
+            owns_executor,
         )
-        if (
-            blocking
-            and not silent
-            and isinstance(self._engine.display, NotebookDisplay)
-        ):
-            self._engine.display.show()
+        if blocking and not silent and isinstance(engine.display, NotebookDisplay):
+            engine.display.show()
         if blocking:
             try:
-                self._engine.table.wait()
+                engine.table.wait()
             except BaseException:
-                self._engine.close(grace=0)
+                engine.close(grace=0)
                 raise
-            self.close()
+            engine.close(cancel_grace)
 
-    def _job_function(
+    def __job_function(
         self, preload_data: Callable[..., Any] | None, params: dict[str, Any]
     ) -> JobFunction:
         if preload_data is not None:
@@ -145,94 +224,104 @@ class ExecutorPreloadHandle(PreloadHandle):
         """Preload the resource of *data_id*; override this, or pass a function."""
         raise NotImplementedError
 
-    # A subclass's preload_data() runs in worker processes with a copy of the
-    # handle: it pickles without the engine, which stays in the parent.
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_engine"}
+    def __job(self) -> JobHandle | None:
+        return current_job(self.__run.token)
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._engine = None
-
-    def _parent(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("this copy of the handle is in a worker, outside a job")
-        return self._engine
-
-    @property
+    @_Derived
     def data_ids(self) -> tuple[str, ...]:
-        return self._data_ids
+        """The data ids, in the order given."""
+        return self.__run.data_ids
 
     @property
     def cancelled(self) -> bool:
-        job = current_job(self._token)
+        job = self.__job()
         if job is not None:
             return job.cancelled
-        return self._engine is not None and self._engine.cancel_requested
+        engine = self.__run.engine
+        return engine is not None and engine.cancel_requested
 
     def notify(self, state: PreloadState) -> None:
         """Report a state change; from a job, it goes through the job's channel."""
-        job = current_job(self._token)
+        job = self.__job()
         if job is not None:
             job.notify(state)
             return
-        engine = self._parent()
-        check_update(state, self._data_ids)
+        engine = self.__run.parent()
+        check_update(state, self.__run.data_ids)
         engine.notify(state)
 
     def get_state(self, data_id: str) -> PreloadState:
         """A snapshot of the state of the job for *data_id*."""
-        job = current_job(self._token)
+        job = self.__job()
         if job is not None:
             return job.get_state(data_id)
-        if data_id not in self._parent().table:
+        table = self.__run.parent().table
+        if data_id not in table:
             raise KeyError(f"{data_id!r} is not a data id of this preload")
-        return self._parent().table.get(data_id)
+        return table.get(data_id)
 
-    @property
+    @_Derived
     def states(self) -> list[PreloadState]:
         """Snapshots of all states, in the order of the data ids."""
-        return self._parent().table.snapshot()
+        return self.__run.parent().table.snapshot()
 
-    @property
+    @_Derived
+    def _states(self) -> Mapping[str, PreloadState]:
+        """xcube's mapping of data id to state (read-only snapshots)."""
+        return _StatesView(self.__run.parent().table)
+
+    @_Derived
     def done(self) -> bool:
         """True when every job has ended."""
-        return self._parent().table.done
+        return self.__run.parent().table.done
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every job has ended; False if *timeout* passed first."""
-        return self._parent().table.wait(timeout)
+        """Wait until every job has ended and the run has released its
+        processes and threads; False if *timeout* passed first."""
+        return self.__run.parent().wait(timeout)
 
     def cancel(self) -> None:
         """Cancel: jobs not started end at once, running jobs see ``cancelled``."""
-        job = current_job(self._token)
+        job = self.__job()
         if job is not None:
             job.cancel()
         else:
-            self._parent().cancel()
+            self.__run.parent().cancel()
 
     def close(self) -> None:
         """Cancel what still runs and release every process and thread."""
-        self._parent().close(self._cancel_grace)
+        self.__run.parent().close(self.__run.cancel_grace)
 
     def show(self) -> None:
         """Show the states: a live panel in a notebook, else the table, printed."""
-        display = self._parent().display
+        display = self.__run.parent().display
         if isinstance(display, NotebookDisplay):
             display.show()
         else:
-            print(self)
+            print(self.__table())
 
-    @property
+    @_Derived
     def widget(self) -> Any:
         """The live ipywidgets panel (in a notebook), to embed in a layout."""
-        display = self._parent().display
+        display = self.__run.parent().display
         return display.widget if isinstance(display, NotebookDisplay) else None
 
+    def __table(self, fmt: str = "simple") -> str:
+        return format_table(self.__run.parent().table.snapshot(), fmt)
+
     def __str__(self) -> str:
-        return format_table(self.states)
+        return self.__table()
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return format_table(self.states, "html")
+        return self.__table("html")
+
+
+OPTIONS = tuple(
+    name
+    for name in inspect.signature(ExecutorPreloadHandle.__init__).parameters
+    if name not in ("self", "preload_params")
+)
+"""The handle's own keyword names: a preload function's parameters may not
+use them (they would never reach it)."""

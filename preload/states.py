@@ -35,9 +35,10 @@ class View(NamedTuple):
 class StateTable:
     """The states of all jobs of one preload, in input order.
 
-    Only the collector thread writes (``apply``, ``settle``); readers get
-    snapshots.
-    A final status never changes: later updates for that id are dropped.
+    Only the collector thread writes (``apply``, ``settle``), and after it
+    has ended, the thread of a late update; readers get snapshots.
+    A final status never changes: an update that would change it is dropped
+    whole; later updates without a status still apply (as in xcube).
     """
 
     def __init__(self, data_ids: Iterable[str]):
@@ -77,9 +78,13 @@ class StateTable:
         Returns True if its status changed.
         """
         with self._lock:
-            if data_id not in self._open:
-                return False
             state = self._states[data_id]
+            if (
+                status is not None
+                and status is not state.status
+                and data_id not in self._open
+            ):
+                return False  # an update that would change a final status
             if progress is not None:
                 state.progress = progress
             if message is not None:
@@ -162,6 +167,11 @@ class StateTable:
         if started is None:
             return None
         return self._ended_at.get(data_id, now) - started
+
+    @property
+    def all_final(self) -> bool:
+        """True once every status is final (waiters wake at ``settle``)."""
+        return not self._open
 
     @property
     def done(self) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -17,10 +18,11 @@ from .worker import JobFunction
 
 
 def check_data_ids(data_ids: Any) -> tuple[str, ...]:
-    """The data ids as a tuple; TypeError or ValueError if they are not unique strs."""
-    if isinstance(data_ids, (str, bytes)) or not isinstance(data_ids, Sequence):
+    """The data ids as a tuple; TypeError or ValueError if they are not unique
+    strs. Any iterable will do (a tuple, a set, dict keys, a generator)."""
+    if isinstance(data_ids, (str, bytes)) or not isinstance(data_ids, Iterable):
         raise TypeError(
-            f"data_ids must be a sequence of str, got {type(data_ids).__name__}"
+            f"data_ids must be an iterable of str, got {type(data_ids).__name__}"
         )
     data_ids = tuple(data_ids)
     wrong = [d for d in data_ids if not isinstance(d, str) or not d]
@@ -64,11 +66,14 @@ def check_mp_context(mp_context: Any) -> None:
         )
 
 
-def check_params(job_function: JobFunction) -> None:
+def check_params(job_function: JobFunction, reserved: Collection[str] = ()) -> None:
     """TypeError if the function cannot be called with a handle, a data id and
-    the given parameters (a missing or unknown parameter); then the function's
-    own ``check_params(**params)``, if it has one, may raise about their values."""
+    the given parameters (a missing or unknown parameter), or if it declares a
+    parameter named like one of *reserved* (the handle's own options, which
+    would never reach it); then the function's own ``check_params(**params)``,
+    if it has one, may raise about their values."""
     function, params, bound = job_function
+    name = getattr(function, "__qualname__", None) or repr(function)
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -78,34 +83,41 @@ def check_params(job_function: JobFunction) -> None:
         try:
             signature.bind(*args, **params)
         except TypeError as exc:
-            name = getattr(function, "__qualname__", None) or repr(function)
             raise TypeError(f"{name}(): {exc}") from None
+        positional = signature.bind_partial(*args).arguments
+        clashes = [
+            p for p in signature.parameters if p in reserved and p not in positional
+        ]
+        if clashes:
+            raise TypeError(
+                f"{name}() has a parameter {clashes[0]!r}, which is an option of"
+                " the preload handle and would never reach it: rename it"
+            )
     check_values = getattr(function, "check_params", None)
     if callable(check_values):
         check_values(**params)
 
 
 def pickle_job_function(job_function: JobFunction) -> bytes:
-    """*job_function* pickled for a worker process; TypeError naming what fails."""
+    """*job_function* pickled for a worker process, once unpickled here to be
+    sure a worker can; TypeError naming what fails."""
     try:
-        return cloudpickle.dumps(job_function)
+        payload = cloudpickle.dumps(job_function)
+        pickle.loads(payload)
+        return payload
     except Exception as exc:
         cause = exc
-    try:
-        cloudpickle.dumps(job_function.function)
-    except Exception as exc:
-        raise TypeError(
-            f"preload_data {job_function.function!r} cannot be sent to a worker"
-            f" process: {describe(exc)}"
-        ) from exc
-    for name, value in job_function.params.items():
+    parts = [
+        (f"preload_data {job_function.function!r}", job_function.function),
+        *((f"preload parameter {k!r}", v) for k, v in job_function.params.items()),
+    ]
+    for what, value in parts:
         try:
-            cloudpickle.dumps(value)
+            pickle.loads(cloudpickle.dumps(value))
         except Exception as exc:
             raise TypeError(
-                f"preload parameter {name!r} cannot be sent to a worker process:"
-                f" {describe(exc)}"
+                f"{what} cannot be sent to a worker process: {describe(exc)}"
             ) from exc
     raise TypeError(
-        f"the preload job cannot be sent to a worker process: {cause}"
+        f"the preload job cannot be sent to a worker process: {describe(cause)}"
     ) from cause

@@ -111,7 +111,7 @@ class PrefixHandle(ExecutorPreloadHandle):
 
 
 def cancel_then_more(handle, data_id):
-    """Ends itself CANCELLED, then keeps notifying: the later updates are dropped."""
+    """Ends itself CANCELLED, then keeps notifying: the status stays CANCELLED."""
     handle.notify(PreloadState(data_id, message="stopping"))
     handle.notify(PreloadState(data_id, status=PreloadStatus.cancelled))
     handle.notify(PreloadState(data_id, progress=1.0, message="too late"))

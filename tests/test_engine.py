@@ -232,9 +232,11 @@ def test_handle_copy_in_a_worker_needs_a_job():
         copy.notify(PreloadState("a"))
 
 
-def test_a_final_status_never_changes():
+def test_a_final_status_never_changes_later_messages_still_apply():
+    # As in xcube: an update that would change a final status is dropped whole;
+    # one without a status still applies.
     handle = run(("a",), jobs.cancel_then_more)
-    assert handle.states == [PreloadState("a", S.cancelled, message="stopping")]
+    assert handle.states == [PreloadState("a", S.cancelled, 1.0, "too late")]
 
 
 def test_notified_exceptions_reach_the_parent():

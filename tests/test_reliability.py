@@ -132,7 +132,7 @@ def test_a_return_value_is_not_sent_back():
 def test_a_dead_manager_fails_the_jobs_without_hanging(tmp_path):
     handle = run(("a", "b"), jobs.gate, blocking=False, path=str(tmp_path))
     assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
-    manager = handle._engine.channel._manager._process.pid
+    manager = handle._ExecutorPreloadHandle__run.engine.channel.end.manager_pid
     os.kill(manager, signal.SIGKILL)
     assert handle.wait(10)
     for state in handle.states:

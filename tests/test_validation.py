@@ -1,11 +1,12 @@
 """Bad input fails before any process starts."""
 
+import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from preload import ExecutorPreloadHandle
+from preload import ExecutorPreloadHandle, PreloadState
 
 import jobs
 from conftest import our_processes
@@ -37,8 +38,9 @@ def make_handle(*args, **kwargs):
 @pytest.mark.parametrize(
     ("data_ids", "error", "match"),
     [
-        ("a.nc", TypeError, "sequence of str"),
-        ({"a", "b"}, TypeError, "sequence of str"),
+        ("a.nc", TypeError, "iterable of str, got str"),
+        (b"a.nc", TypeError, "iterable of str, got bytes"),
+        (5, TypeError, "iterable of str, got int"),
         (["a", 1], TypeError, "non-empty strs"),
         (["a", ""], TypeError, "non-empty strs"),
         (["a", "b", "a", "c", "b"], ValueError, "duplicate data ids: a, b"),
@@ -59,14 +61,79 @@ def test_function_or_override_is_needed():
         make_handle(["a"])
 
 
-def test_function_that_cannot_be_sent_is_named():
-    with pytest.raises(TypeError, match=r"uses_a_lock.*cannot be sent.*lock"):
-        make_handle(["a"], closure_over_a_lock())
+@pytest.mark.parametrize(
+    "processes",
+    [
+        {"mp_context": "spawn"},
+        {"job_timeout": 5},
+        {"executor": "process pool"},
+    ],
+    ids=["mp_context", "job_timeout", "executor"],
+)
+def test_function_that_cannot_be_sent_is_named_where_processes_are_asked_for(
+    processes,
+):
+    if processes.get("executor"):
+        processes["executor"] = ProcessPoolExecutor(1)
+    try:
+        with pytest.raises(TypeError, match=r"uses_a_lock.*cannot be sent.*lock"):
+            make_handle(["a"], closure_over_a_lock(), **processes)
+    finally:
+        if "executor" in processes:
+            processes["executor"].shutdown()
 
 
 def test_parameter_that_cannot_be_sent_is_named():
     with pytest.raises(TypeError, match=r"parameter 'guard' cannot be sent.*lock"):
-        make_handle(["a"], jobs.notify, guard=threading.Lock())
+        make_handle(["a"], jobs.notify, mp_context="spawn", guard=threading.Lock())
+
+
+def test_function_that_cannot_be_sent_runs_on_threads_with_one_warning():
+    with pytest.warns(RuntimeWarning) as warned:
+        handle = make_handle(["a", "b"], closure_over_a_lock())
+    assert len(warned) == 1
+    assert re.match(
+        r"preload_data .*uses_a_lock.* cannot be sent to a worker process: "
+        r"TypeError: cannot pickle '_thread.lock' object; its jobs run on threads",
+        str(warned[0].message),
+    )
+    assert [s.status.name for s in handle.states] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("name", ["blocking", "silent", "job_timeout", "executor"])
+def test_a_parameter_named_like_an_option_is_refused(name):
+    namespace: dict = {}
+    exec(f"def download(handle, data_id, {name}=None): pass", namespace)
+    with pytest.raises(TypeError, match=f"parameter '{name}', which is an option"):
+        make_handle(["a"], namespace["download"])
+
+
+def test_timeout_is_a_parameter_of_the_function():
+    def download(handle, data_id, timeout=None):
+        handle.notify(PreloadState(data_id, message=f"timeout={timeout}"))
+
+    with ThreadPoolExecutor(1) as executor:
+        handle = make_handle(["a"], download, executor, timeout=30)
+    assert handle.get_state("a").message == "timeout=30"
+
+
+@pytest.mark.parametrize(
+    "data_ids",
+    [
+        lambda: {"b", "a"},
+        lambda: {"a": 1, "b": 2}.keys(),
+        lambda: {"a": 1, "b": 2},
+        lambda: (i for i in "ab"),
+    ],
+    ids=["set", "keys", "dict", "generator"],
+)
+def test_any_iterable_of_unique_strs(data_ids):
+    ids = data_ids()
+    expected = sorted(ids) if isinstance(ids, set) else ["a", "b"]
+    with ThreadPoolExecutor(2) as executor:
+        handle = make_handle(ids, jobs.ticks, executor, n=1)
+    assert sorted(handle.data_ids) == expected
+    assert {s.status.name for s in handle.states} == {"completed"}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""What every display does. Only the collector thread calls a display."""
+"""What every display does. Only the collector thread calls a display (after
+the run, a late update's thread may redraw one that updates in place)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class Display:
 
     follows_statuses = False
     """True for a display that wants ``status_changed`` calls."""
+
+    updates_in_place = False
+    """True for a display that may draw again after ``finish`` (a widget)."""
 
     def __init__(self, table: StateTable, insight: Insight | None = None):
         self.table = table

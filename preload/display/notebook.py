@@ -28,6 +28,8 @@ def in_notebook() -> bool:
 
 
 class NotebookDisplay(Display):
+    updates_in_place = True
+
     def __init__(
         self,
         table: StateTable,
