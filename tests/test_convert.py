@@ -434,10 +434,8 @@ def test_archives_past_the_unpack_bounds_are_refused(sources, tmp_path):
         f"refused bomb.tar.gz: its .nc members declare {ZEROS + 1:,} bytes,"
         f" {ratio_bound(bomb_tar)}"
     )
-    assert str(errors[2]) == (
-        f"refused bomb.nc.gz: its gzip trailer declares at least {ZEROS:,} bytes,"
-        f" {ratio_bound(bomb_gz)}"
-    )
+    # A gzip file's declared size is not to be trusted: stopped at the bound.
+    assert str(errors[2]) == f"refused bomb.nc.gz: it unpacks to {ratio_bound(bomb_gz)}"
     assert str(errors[3]) == (
         "refused member 'small.nc' of bz2.zip: compression method 12"
         " (only stored and deflate)"
@@ -481,8 +479,8 @@ def test_a_gzip_file_that_lies_in_its_trailer_stops_at_the_bound(tmp_path):
         gunzip(liar, target, lambda _: None, "liar.nc.gz", budget)
     assert time.monotonic() - start < 1
     assert str(error.value) == (
-        "refused liar.nc.gz: it unpacks to more than 4,194,304 bytes,"
-        " more than max_unpacked_size (4,194,304 bytes)"
+        "refused liar.nc.gz: it unpacks to more than max_unpacked_size"
+        " (4,194,304 bytes)"
     )
     assert target.stat().st_size == 4 << 20
 
@@ -491,10 +489,10 @@ def test_a_gzip_file_that_lies_in_its_trailer_stops_at_the_bound(tmp_path):
     handle = run([str(liar)], cache_dir=str(cache))
     state = handle.get_state(str(liar))
     assert state.status == PreloadStatus.failed
-    bound = 100 * liar.stat().st_size + (16 << 20)
-    assert str(state.exception).startswith(
-        f"refused liar.nc.gz: it unpacks to more than {bound:,} bytes, more than"
-        " 100 times its size"
+    size = liar.stat().st_size
+    assert str(state.exception) == (
+        f"refused liar.nc.gz: it unpacks to more than 100 times its size of"
+        f" {size:,} bytes plus 16 MiB ({100 * size + (16 << 20):,} bytes)"
     )
     assert list(cache.iterdir()) == []
 

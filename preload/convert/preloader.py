@@ -19,7 +19,6 @@ from .unpack import (
     copy_file,
     gunzip,
     gunzip_size,
-    gzip_declared_size,
     untar,
     unzip,
     zip_members,
@@ -144,9 +143,6 @@ def _build(
         unpacked = sum(m.file_size for m in members)
         budget.declare(unpacked, "its .nc members declare")
     else:
-        if resource.kind == "gzip":
-            declared = gzip_declared_size(source)
-            budget.declare(declared, "its gzip trailer declares at least")
         unpacked = gunzip_size(source)
     progress = Progress(
         handle,

@@ -8,11 +8,11 @@ archive's folder, devices and pipes are refused and fail the job (a zip is
 checked whole before anything is written; a tar.gz, read once, as it streams).
 
 What a file unpacks to is bounded by a ``Budget``: the sizes its members
-declare (all of a zip's up front, each tar member's from its header, a gzip's
-trailer: only a lower bound, the size modulo 4 GiB) must stay within
-*max_unpacked_size* and within ``MAX_RATIO`` times the file's size (plus
-``RATIO_SLACK``); while unpacking, a member is stopped at the size it declared
-and a gzip file at the budget.
+declare (all of a zip's up front, each tar member's from its header) must stay
+within *max_unpacked_size* and within ``MAX_RATIO`` times the file's size (plus
+``RATIO_SLACK``), and a member is stopped at the size it declares. A gzip file
+declares its size only modulo 4 GiB, in a trailer that is checked only once
+the whole file is read (a cut file has none): it is stopped at the bound.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_RATIO = 100
 RATIO_SLACK = 16 << 20
 # Zip compressions read in bounded steps; zipfile inflates a bzip2 or lzma
 # read whole (bzip2 packs 100 MiB of zeros in 113 bytes).
-_ZIP_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_ZIP_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 class Budget:
@@ -67,11 +67,11 @@ class Budget:
         *what* says who declares it: "its members declare"."""
         self.declared += size
         if self.declared > self.bound:
-            raise self.exceeded(f"{what} {self.declared:,} bytes")
+            raise self.exceeded(f"{what} {self.declared:,} bytes,")
 
     def exceeded(self, claim: str) -> ConvertError:
-        """The error for an unpacked size past the bound: *claim* names it
-        ("it unpacks to more than N bytes")."""
+        """The error for an unpacked size past the bound, *claim* saying
+        whose ("it unpacks to")."""
         if self.bound == self.max_unpacked_size:
             limit = f"max_unpacked_size ({self.max_unpacked_size:,} bytes)"
         else:
@@ -79,7 +79,7 @@ class Budget:
                 f"{MAX_RATIO} times its size of {self.size:,} bytes"
                 f" plus {RATIO_SLACK >> 20} MiB ({self.bound:,} bytes)"
             )
-        return ConvertError(f"refused {self.label}: {claim}, more than {limit}")
+        return ConvertError(f"refused {self.label}: {claim} more than {limit}")
 
 
 def is_netcdf_name(name: str) -> bool:
@@ -93,21 +93,17 @@ def copy_file(source: Path, target: Path, advance: Advance) -> None:
         _pump(src, dst, advance, size)
 
 
-def gzip_declared_size(path: Path) -> int:
-    """The size the gzip file *path* declares in its trailer: its true size
-    modulo 4 GiB (of its last member, if several), so a lower bound only."""
+def gunzip_size(path: Path) -> int:
+    """About the size *path* unzips to, for progress: the gzip trailer's size
+    (modulo 4 GiB, and unchecked until the whole file is read)."""
     with path.open("rb") as f:
         f.seek(0, os.SEEK_END)
-        if f.tell() < 18:
-            return 0
+        size = f.tell()
+        if size < 18:
+            return size
         f.seek(-4, os.SEEK_END)
-        (declared,) = struct.unpack("<I", f.read(4))
-    return declared
-
-
-def gunzip_size(path: Path) -> int:
-    """About the size *path* unzips to (for progress)."""
-    return max(gzip_declared_size(path), path.stat().st_size)
+        (unzipped,) = struct.unpack("<I", f.read(4))
+    return max(unzipped, size)
 
 
 def gunzip(
@@ -118,7 +114,7 @@ def gunzip(
     size = gunzip_size(source)
 
     def over() -> ConvertError:
-        return budget.exceeded(f"it unpacks to more than {budget.bound:,} bytes")
+        return budget.exceeded("it unpacks to")
 
     with (
         _reading(label, "gzip file"),
