@@ -9,8 +9,11 @@ import json
 import random
 import re
 import shutil
+import struct
 import tarfile
+import time
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -315,6 +318,185 @@ def test_unsafe_archive_members_are_refused(sources, tmp_path):
     assert not list(tmp_path.rglob("escaped.nc"))
 
 
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under *folder* and the content of each file."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_output_names_outside_their_folder_are_refused(sources, tmp_path):
+    # A cache holding another store, inside a folder holding more.
+    cache = tmp_path / "work" / "cache"
+    (cache / "keep.zarr").mkdir(parents=True)
+    (cache / "keep.zarr" / "zarr.json").write_text("{}")
+    (tmp_path / "work" / "other.txt").write_text("beside the cache")
+    src = tmp_path / "named"
+    src.mkdir()
+    zipped = Path(sources["zip"][0]).read_bytes()
+    plain = Path(sources["plain"][0]).read_bytes()
+    names = {
+        "..zip": zipped,  # stem ".": the cache itself
+        "...zip": zipped,  # stem "..": the folder holding the cache
+        "..tar.gz": Path(sources["tar"][0]).read_bytes(),
+        "...nc": plain,
+        "..nc.gz": gzip.compress(plain),
+        ".hidden.nc": plain,  # hidden names are kept for staging folders
+        "\uff0e\uff0e.zip": zipped,  # fullwidth dots: ".." once NFKC-normalised
+        "a\nb.nc": plain,
+        ".zip": zipped,  # no stem at all
+    }
+    for name, content in names.items():
+        (src / name).write_bytes(content)
+    ids = [str(src / name) for name in names]
+    ids += [
+        f"{src}/..zip/",  # a trailing slash
+        f"{src.as_uri()}/%2E%2E.zip",  # quoted dots in a URL
+        f"{src.as_uri()}/sub%2F..zip",  # a quoted slash in a URL
+    ]
+    before = tree(tmp_path / "work")
+    handle = run(ids, cache_dir=str(cache), force=True, max_workers=2)
+    for data_id in ids:
+        state = handle.get_state(data_id)
+        assert state.status == PreloadStatus.failed, data_id
+        assert isinstance(state.exception, ConvertError), data_id
+        assert repr(data_id) in str(state.exception), data_id
+    message = str(handle.get_state(ids[0]).exception)
+    assert message == (
+        f"refused {ids[0]!r}: its output name '.' is not a plain name inside"
+        " cache_dir (it starts with '.')"
+    )
+    assert "(it holds a control character)" in str(handle.get_state(ids[7]).exception)
+    assert "unsupported resource" in str(handle.get_state(ids[8]).exception)
+    assert tree(tmp_path / "work") == before
+
+
+ZEROS = 32 << 20  # compresses to ~32 KB: past 100 times that plus 16 MiB
+
+
+def zip_of(path: Path, name: str, content: bytes, method=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr(name, content)
+    return path
+
+
+def patch_zip_size(path: Path, size: int, crc: int | None = None) -> None:
+    """Make the zip *path* (one member) declare *size* unpacked bytes (and the
+    checksum *crc*, if given)."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 14), (b"PK\x01\x02", 16)):
+        header = data.index(signature) + offset  # crc, compressed, unpacked size
+        struct.pack_into("<I", data, header + 8, size)
+        if crc is not None:
+            struct.pack_into("<I", data, header, crc)
+    path.write_bytes(bytes(data))
+
+
+def test_archives_past_the_unpack_bounds_are_refused(sources, tmp_path):
+    src = tmp_path / "bombs"
+    src.mkdir()
+    zeros = bytes(ZEROS)
+    bomb_zip = zip_of(src / "bomb.zip", "zeros.nc", zeros)
+    bomb_tar = tar_gz(src / "bomb.tar.gz", {"a.nc": b"x", "zeros.nc": zeros})
+    bomb_gz = src / "bomb.nc.gz"
+    bomb_gz.write_bytes(gzip.compress(zeros))
+    bz2_zip = zip_of(src / "bz2.zip", "small.nc", b"x" * 1000, zipfile.ZIP_BZIP2)
+    liar = zip_of(src / "liar.zip", "big.nc", zeros)
+    patch_zip_size(liar, 1000)
+    ids = [str(p) for p in (bomb_zip, bomb_tar, bomb_gz, bz2_zip, liar)]
+    cache = tmp_path / "cache"
+    start = time.monotonic()
+    handle = run(ids, cache_dir=str(cache), max_workers=2)
+    elapsed = time.monotonic() - start
+    # A real archive, past a small max_unpacked_size.
+    honest = sources["zip"][0]
+    small = run([honest], cache_dir=str(cache), max_unpacked_size=100_000)
+    ids.append(honest)
+    errors = [handle.get_state(i).exception for i in ids[:-1]]
+    errors.append(small.get_state(honest).exception)
+    assert all(isinstance(e, ConvertError) for e in errors), errors
+    declared = sum(i.file_size for i in zipfile.ZipFile(honest).infolist()[:2])
+
+    def ratio_bound(path: Path) -> str:
+        size = path.stat().st_size
+        return (
+            f"more than 100 times its size of {size:,} bytes plus 16 MiB"
+            f" ({100 * size + (16 << 20):,} bytes)"
+        )
+
+    # Refused on what they declare, before anything is unpacked.
+    assert str(errors[0]) == (
+        f"refused bomb.zip: its .nc members declare {ZEROS:,} bytes,"
+        f" {ratio_bound(bomb_zip)}"
+    )
+    assert str(errors[1]) == (
+        f"refused bomb.tar.gz: its .nc members declare {ZEROS + 1:,} bytes,"
+        f" {ratio_bound(bomb_tar)}"
+    )
+    # A gzip file's declared size is not to be trusted: stopped at the bound.
+    assert str(errors[2]) == f"refused bomb.nc.gz: it unpacks to {ratio_bound(bomb_gz)}"
+    assert str(errors[3]) == (
+        "refused member 'small.nc' of bz2.zip: compression method 12"
+        " (only stored and deflate)"
+    )
+    # A member whose header declares less than it holds stops at what it declares.
+    assert str(errors[4]).startswith("liar.zip is not a valid zip file: Bad CRC-32")
+    assert elapsed < 10  # a process pool, and 32 MiB of zeros unpacked to nothing
+    assert str(errors[5]) == (
+        f"refused bundle.zip: its .nc members declare {declared:,} bytes,"
+        " more than max_unpacked_size (100,000 bytes)"
+    )
+    assert list(cache.iterdir()) == []
+
+
+def test_a_member_stops_at_its_declared_size(tmp_path):
+    from preload.convert.unpack import unzip, zip_members
+
+    # Even with the checksum of what it declares, 1000 bytes are all it gives.
+    liar = zip_of(tmp_path / "liar.zip", "big.nc", bytes(ZEROS))
+    patch_zip_size(liar, 1000, crc=zlib.crc32(bytes(1000)))
+    members = zip_members(liar, "liar.zip")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert unzip(liar, members, folder, lambda _: None, "liar.zip") == [
+        folder / "big.nc"
+    ]
+    assert (folder / "big.nc").stat().st_size == 1000
+
+
+def test_a_gzip_file_that_lies_in_its_trailer_stops_at_the_bound(tmp_path):
+    from preload.convert.unpack import Budget, gunzip
+
+    liar = tmp_path / "liar.nc.gz"
+    packed = bytearray(gzip.compress(bytes(ZEROS)))
+    struct.pack_into("<I", packed, len(packed) - 4, 1000)  # the size, mod 4 GiB
+    liar.write_bytes(bytes(packed))
+    target = tmp_path / "liar.nc"
+    budget = Budget("liar.nc.gz", liar.stat().st_size, max_unpacked_size=4 << 20)
+    start = time.monotonic()
+    with pytest.raises(ConvertError) as error:
+        gunzip(liar, target, lambda _: None, "liar.nc.gz", budget)
+    assert time.monotonic() - start < 1
+    assert str(error.value) == (
+        "refused liar.nc.gz: it unpacks to more than max_unpacked_size"
+        " (4,194,304 bytes)"
+    )
+    assert target.stat().st_size == 4 << 20
+
+    # The same through preload_data: the ratio bound, and nothing left.
+    cache = tmp_path / "cache"
+    handle = run([str(liar)], cache_dir=str(cache))
+    state = handle.get_state(str(liar))
+    assert state.status == PreloadStatus.failed
+    size = liar.stat().st_size
+    assert str(state.exception) == (
+        f"refused liar.nc.gz: it unpacks to more than 100 times its size of"
+        f" {size:,} bytes plus 16 MiB ({100 * size + (16 << 20):,} bytes)"
+    )
+    assert list(cache.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("params", "error"),
     [
@@ -322,6 +504,8 @@ def test_unsafe_archive_members_are_refused(sources, tmp_path):
         ({"chunks": {"tiem": 2}}, "chunks names dimension tiem that f0.nc does not"),
         ({"compression": "lz4"}, "compression must be one of"),
         ({"compression_level": 30}, "zstd compression_level must be in"),
+        ({"max_unpacked_size": 0}, "max_unpacked_size must be >= 1, got 0"),
+        ({"max_unpacked_size": "1GB"}, "max_unpacked_size must be an int"),
     ],
 )
 def test_bad_options_fail_clearly(sources, tmp_path, params, error):
@@ -338,6 +522,8 @@ def test_bad_parameters_are_an_error_before_any_process_starts(sources, tmp_path
         run([data_id])
     with pytest.raises(ValueError, match="compression must be one of"):
         run([data_id], cache_dir=str(tmp_path), compression="lz4")
+    with pytest.raises(TypeError, match="max_unpacked_size must be an int"):
+        run([data_id], cache_dir=str(tmp_path), max_unpacked_size=1.5e9)
     assert list(tmp_path.iterdir()) == [Path(data_id).parent]
 
 

@@ -13,7 +13,16 @@ from .netcdf_zarr import Options, convert, open_raw
 from .progress import Cancelled, Progress, share
 from .resource import Resource, resource_of
 from .staging import Staging
-from .unpack import copy_file, gunzip, gunzip_size, untar, unzip, zip_members
+from .unpack import (
+    MAX_UNPACKED_SIZE,
+    Budget,
+    copy_file,
+    gunzip,
+    gunzip_size,
+    untar,
+    unzip,
+    zip_members,
+)
 
 # What a byte costs in each phase, relative to copying it, so that progress
 # moves about evenly in time. Measured with scripts/bench_convert.py on a local
@@ -32,6 +41,7 @@ def preload_data(
     compression: str | None = "zstd",
     compression_level: int | None = None,
     force: bool = False,
+    max_unpacked_size: int = MAX_UNPACKED_SIZE,
 ) -> None:
     """Convert the NetCDF-4 file(s) of *data_id* to Zarr stores in *cache_dir*.
 
@@ -44,6 +54,17 @@ def preload_data(
     other dimensions get chunks of about 4 MiB. *compression* is ``"zstd"``,
     ``"blosc"`` (zstd with byte shuffle), ``"gzip"`` or ``None``.
 
+    *max_unpacked_size* bounds what one file may unpack to, in bytes (default
+    64 GiB); a file also may not unpack to more than 100 times its size plus
+    16 MiB (a zip bomb). A file whose members declare more is refused before
+    anything is unpacked; a member that unpacks to more than it declares, or a
+    ``.nc.gz`` past the bound, is stopped there. Either fails the job, naming
+    the file and the bound.
+
+    The output name (the file's name without its suffix) must be a plain name:
+    a name that starts with "." (such as ``..zip``), or holds a path separator
+    or a control character, fails the job and leaves *cache_dir* untouched.
+
     What is there already is kept ("already preloaded") unless *force*.
     The output appears only when complete: a cancelled, failed or killed job
     leaves nothing that opens. Progress is weighted by size over the copy,
@@ -51,6 +72,7 @@ def preload_data(
     and between slabs of whole chunks (about 8 MiB).
     """
     options = Options.checked(chunks, compression, compression_level)
+    _check_max_unpacked_size(max_unpacked_size)
     resource = resource_of(data_id)
     target = Path(cache_dir).expanduser() / resource.output_name
     if target.exists() and not force:
@@ -62,7 +84,7 @@ def preload_data(
         raise FileNotFoundError(f"no such file: {resource.path}")
     staging = Staging(target)
     try:
-        count = _build(handle, data_id, resource, staging, options)
+        count = _build(handle, data_id, resource, staging, options, max_unpacked_size)
         published = staging.commit(replace=force)
     except Cancelled:
         return
@@ -82,9 +104,18 @@ def _check_params(
     chunks: Any = None,
     compression: Any = "zstd",
     compression_level: Any = None,
+    max_unpacked_size: Any = MAX_UNPACKED_SIZE,
     **_: Any,
 ) -> None:
     Options.checked(chunks, compression, compression_level)
+    _check_max_unpacked_size(max_unpacked_size)
+
+
+def _check_max_unpacked_size(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_unpacked_size must be an int (bytes), got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_unpacked_size must be >= 1, got {value}")
 
 
 # ExecutorPreloadHandle (and `preload run`) check the options before any process
@@ -98,16 +129,19 @@ def _build(
     resource: Resource,
     staging: Staging,
     options: Options,
+    max_unpacked_size: int,
 ) -> int:
     """Build the output in *staging*; the number of stores written."""
     source = resource.path
     label = source.name
     size = source.stat().st_size
+    budget = Budget(label, size, max_unpacked_size)
     members = zip_members(source, label) if resource.kind == "zip" else []
     if resource.kind == "netcdf":
         unpacked = 0
     elif resource.kind == "zip":
         unpacked = sum(m.file_size for m in members)
+        budget.declare(unpacked, "its .nc members declare")
     else:
         unpacked = gunzip_size(source)
     progress = Progress(
@@ -130,7 +164,7 @@ def _build(
     elif resource.kind == "gzip":
         progress.phase("unpack", f"unpacking {label}")
         unzipped = staging.work / f"{resource.stem}.nc"
-        gunzip(copy, unzipped, progress.advance, label)
+        gunzip(copy, unzipped, progress.advance, label, budget)
         files = [(unzipped, label, staging.result)]
     else:
         progress.phase("unpack", f"unpacking {label}")
@@ -139,7 +173,7 @@ def _build(
         if resource.kind == "zip":
             paths = unzip(copy, members, folder, progress.advance, label)
         else:
-            paths = untar(copy, folder, progress.advance, label)
+            paths = untar(copy, folder, progress.advance, label, budget)
         names = [PurePosixPath(p.relative_to(folder).as_posix()) for p in paths]
         files = [
             (path, f"{label}:{name}", staging.result / name.with_suffix(".zarr"))

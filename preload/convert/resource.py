@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,15 +44,42 @@ class Resource:
 
 
 def resource_of(data_id: str) -> Resource:
-    """The resource *data_id* names; ConvertError for what we cannot read."""
+    """The resource *data_id* names; ConvertError for what we cannot read or
+    for a name that does not make a plain output name (see ``_check_stem``)."""
     path = _local_path(data_id)
     name = path.name.lower()
     for suffix, kind in KINDS.items():
         if name.endswith(suffix) and len(name) > len(suffix):
-            return Resource(path, kind, path.name[: -len(suffix)])
+            stem = path.name[: -len(suffix)]
+            _check_stem(stem, data_id)
+            return Resource(path, kind, stem)
     raise ConvertError(
         f"unsupported resource {data_id!r}: expected a file ending in"
         f" {', '.join(KINDS)}"
+    )
+
+
+def _check_stem(stem: str, data_id: str) -> None:
+    """ConvertError naming *data_id* unless *stem* makes a plain name of an
+    entry of the cache folder.
+
+    Refused: a stem that starts with "." (".", "..", "..." would name the cache
+    folder or its parent, and hidden names are kept for unfinished output),
+    that holds a path separator or a control character, also once
+    NFKC-normalised (two fullwidth full stops are ".." on a file system that
+    normalises names)."""
+    plain = unicodedata.normalize("NFKC", stem)
+    if plain.startswith("."):
+        reason = "it starts with '.'"
+    elif "/" in plain or "\\" in plain:
+        reason = "it holds a path separator"
+    elif any(unicodedata.category(c) == "Cc" for c in plain):
+        reason = "it holds a control character"
+    else:
+        return
+    raise ConvertError(
+        f"refused {data_id!r}: its output name {stem!r} is not a plain name"
+        f" inside cache_dir ({reason})"
     )
 
 
