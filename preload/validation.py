@@ -35,13 +35,16 @@ def check_data_ids(data_ids: Any) -> tuple[str, ...]:
 
 
 def check_seconds(name: str, value: Any) -> None:
-    """TypeError or ValueError unless *value* is None or a number >= 0."""
+    """TypeError or ValueError unless *value* is None or a finite number >= 0
+    (None is the way to say "no limit")."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{name} must be a finite number >= 0 (or None for no limit), got {value!r}"
+        )
 
 
 def check_max_workers(max_workers: Any) -> None:

@@ -177,6 +177,15 @@ SCRIPT = textwrap.dedent(
         mode, path = sys.argv[1], sys.argv[3]
         if mode == "blocking":
             ExecutorPreloadHandle(["a", "b"], jobs.stubborn, silent=True, path=path)
+        elif mode == "closing":
+            handle = ExecutorPreloadHandle(
+                ["a", "b"], jobs.stubborn, silent=True, blocking=False,
+                cancel_grace=None, path=path,
+            )
+            while len(list(Path(path).glob("child-*"))) < 2:
+                time.sleep(0.01)
+            Path(path, "closing").touch()
+            handle.close()  # waits for ever: the jobs never look at cancelled
         else:
             ExecutorPreloadHandle(
                 ["a", "b"], jobs.stubborn, silent=True, blocking=False, path=path
@@ -223,6 +232,22 @@ def test_ctrl_c_stops_a_blocking_call_and_every_worker(tmp_path):
     assert proc.returncode != 0
     assert err.count("KeyboardInterrupt") == 1, err  # the workers print nothing
     assert "main ends" not in out
+    assert gone(spawned_pids(work))
+
+
+def test_ctrl_c_while_close_waits_for_ever_stops_everything(tmp_path):
+    # close() with cancel_grace=None waits for jobs that never stop; Ctrl-C
+    # ends that wait, and the exit hook then terminates them.
+    proc, work = start_script(tmp_path, "closing")
+    try:
+        assert wait_until(lambda: len(list(work.glob("child-*"))) == 2, 30)
+        assert wait_until(lambda: (work / "closing").exists(), 30)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert err.count("KeyboardInterrupt") == 1, err
     assert gone(spawned_pids(work))
 
 

@@ -1,5 +1,6 @@
 """Bad input fails before any process starts."""
 
+import math
 import re
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -177,6 +178,10 @@ def test_a_missing_parameter_is_named():
         ({"max_workers": 0}, ValueError, "max_workers"),
         ({"max_workers": 1.5}, TypeError, "max_workers"),
         ({"cancel_grace": -1}, ValueError, "cancel_grace"),
+        ({"cancel_grace": math.inf}, ValueError, "cancel_grace must be a finite"),
+        ({"cancel_grace": math.nan}, ValueError, "cancel_grace must be a finite"),
+        ({"job_timeout": math.inf}, ValueError, "job_timeout must be a finite"),
+        ({"job_timeout": -0.5}, ValueError, "job_timeout must be a finite"),
         ({"cancel_grace": "1"}, TypeError, "cancel_grace"),
         ({"mp_context": 3}, TypeError, "mp_context"),
     ],
