@@ -3,6 +3,7 @@ default worker processes and on a ThreadPoolExecutor."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import re
 from collections.abc import Mapping
@@ -229,3 +230,14 @@ def test_a_fork_child_leaves_the_parents_run_alone(tmp_path):
     (tmp_path / "open").touch()
     assert handle.wait(10)
     assert [s.status for s in handle.states] == [S.completed, S.completed]
+
+
+def test_a_dropped_handle_runs_its_jobs_to_the_end_then_releases_itself(
+    tmp_path, sources
+):
+    cache = tmp_path / "cache"
+    urls = [f"file://{path}" for path in sources.values()]
+    plugins.ZenodoLike(cache, *urls, blocking=False, silent=True)
+    gc.collect()
+    assert wait_until(lambda: len(list(cache.glob("*.zarr"))) == 3, 30)
+    assert wait_until(lambda: our_processes() == [], 10)
