@@ -151,3 +151,54 @@ def test_run_exits_130_after_ctrl_c(tmp_path):
         proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "Interrupted."
+
+
+CTRL_C_WHILE_STARTING = """
+import os, signal, sys, threading
+from preload.cli import main
+
+def ctrl_c_at(name, when):
+    # Ctrl-C (to the whole process group, as a terminal sends it) just
+    # before or after the run starts the thread called *name*.
+    start = threading.Thread.start
+    def start_with_ctrl_c(self):
+        if self.name == name and when == "before":
+            os.killpg(0, signal.SIGINT)
+        start(self)
+        if self.name == name and when == "after":
+            os.killpg(0, signal.SIGINT)
+    threading.Thread.start = start_with_ctrl_c
+
+if __name__ == "__main__":
+    ctrl_c_at(sys.argv[1], sys.argv[2])
+    sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("thread", "when"),
+    [
+        ("preload-collector", "after"),
+        ("preload-receiver", "before"),
+        ("preload-supervisor", "after"),
+    ],
+)
+def test_ctrl_c_while_the_run_starts_closes_it(tmp_path, thread, when):
+    # Held back until every process and thread has started, then the run is
+    # closed as after any Ctrl-C: each job CANCELLED by the engine.
+    (tmp_path / "myjobs.py").write_text(MODULE)
+    (tmp_path / "ctrl_c.py").write_text(CTRL_C_WHILE_STARTING)
+    result = subprocess.run(
+        [sys.executable, "ctrl_c.py", thread, when, "run", "myjobs:slow", "a", "b"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+        start_new_session=True,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines() == ["Interrupted."]
+    rows = result.stdout.splitlines()[-3:-1]
+    assert [row.split() for row in rows] == [
+        [i, "CANCELLED", "-", "-", "-"] for i in ("a", "b")
+    ]
