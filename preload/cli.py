@@ -7,13 +7,14 @@ import importlib
 import json
 import multiprocessing
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import demo
+from . import __version__, demo
 from .errors import describe
 from .executor_handle import ExecutorPreloadHandle
 from .state import PreloadStatus
@@ -23,33 +24,55 @@ class UsageError(Exception):
     """A bad command line: one line on stderr, exit status 2."""
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+
+
 def _positive(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="preload", description=__doc__)
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser, and that of ``preload run``."""
+    parser = argparse.ArgumentParser(
+        prog="preload",
+        description="Preload slow data resources concurrently, in worker"
+        " processes, with live progress and real cancellation.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_demo = commands.add_parser(
         "demo",
         help="run the seed scenario: a blocking run, then a cancelled one",
+        description="Run the seed scenario: pretend to preload a few data"
+        " ids, first in a blocking run, then in a run cancelled part-way.",
     )
     run_demo.add_argument("--jobs", type=_count, default=4, help="number of data ids")
     run_demo.add_argument(
@@ -73,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a preload function over data ids, with the live display",
         description="Run FUNCTION(handle, data_id, **params) for each id. Exit"
         " status: 0 when every job completed, 1 when any failed or was"
-        " cancelled, 130 after Ctrl-C, 2 for a bad command line.",
+        " cancelled, 130 after Ctrl-C, 2 for a bad command line. Options may"
+        " come before, between or after the ids; ids after -- may start with -.",
     )
     run.add_argument("function", help="MODULE:FUNCTION, e.g. preload.demo:preload_data")
     run.add_argument("ids", nargs="*", help="the data ids")
@@ -84,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a parameter for the function; VALUE is parsed as JSON where it parses",
+        help="a parameter for the function. VALUE is JSON where it starts like"
+        ' JSON (a number, true, false, null, "text", [list], {object}),'
+        " else a string",
     )
     run.add_argument("--timeout", type=_positive, help="seconds a job may run")
     run.add_argument(
@@ -97,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         help="how worker processes start (default: forkserver, or spawn)",
     )
     run.add_argument("--json", type=Path, help="write the final states as JSON lines")
-    return parser
+    return parser, run
 
 
 def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> None:
@@ -142,17 +168,27 @@ def load_function(spec: str) -> Callable[..., Any]:
     return function
 
 
+# How a JSON value other than a bare string starts.
+_LOOKS_LIKE_JSON = re.compile(r'\s*([-{\["0-9]|(true|false|null)\b)')
+
+
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs; a VALUE that parses as JSON is taken as that."""
+    """KEY=VALUE pairs; a VALUE that starts like JSON must be JSON."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.isidentifier():
             raise UsageError(f"--param expects KEY=VALUE, got {pair!r}")
+        if not _LOOKS_LIKE_JSON.match(text):
+            params[key] = text
+            continue
         try:
             params[key] = json.loads(text)
-        except ValueError:
-            params[key] = text
+        except ValueError as exc:
+            raise UsageError(
+                f"--param {key}: {text!r} starts like JSON but is not ({exc});"
+                f" quote a string as JSON: {key}='\"...\"'"
+            ) from None
     return params
 
 
@@ -160,9 +196,14 @@ def read_ids(ids: list[str], ids_from: Path | None) -> list[str]:
     ids = list(ids)
     if ids_from is not None:
         try:
-            lines = ids_from.read_text().splitlines()
+            lines = ids_from.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read ids from {ids_from}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"cannot read ids from {ids_from}: not UTF-8 text"
+                f" (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+            ) from None
         ids += [line.strip() for line in lines if line.strip()]
     if not ids:
         raise UsageError("no data ids: give them as arguments or with --ids-from")
@@ -211,8 +252,18 @@ def write_json(path: Path, states) -> None:
             file.write(json.dumps(record) + "\n")
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; the options of ``preload run`` may come between its
+    arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, run = _parsers()
+    if argv[:1] == ["run"]:
+        return run.parse_intermixed_args(argv[1:], argparse.Namespace(command="run"))
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command == "demo":
             run_demo(args.jobs, args.duration, args.cancel_after, args.threads)

@@ -20,15 +20,18 @@ parent's run alone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
+from types import FrameType
 from typing import Any
 
 import psutil
@@ -137,9 +140,51 @@ class ExecutorRunner:
         self.cancel()
 
 
+@contextlib.contextmanager
+def _ctrl_c_held(on_ctrl_c: Callable[[], None]) -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while the block runs in the main thread; if
+    it came, call *on_ctrl_c*, then pass it on to its handler."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        # Signals reach only the main thread; None: a handler not set from
+        # Python, which we could not put back.
+        yield
+        return
+    frames: list[FrameType | None] = []
+    signal.signal(signal.SIGINT, lambda _, frame: frames.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if frames:
+            on_ctrl_c()
+            if callable(previous):
+                previous(signal.SIGINT, frames[0])
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
+
+
+def _holds_ctrl_c(method: Callable[..., None]) -> Callable[..., None]:
+    """An Engine method, with Ctrl-C held back while it starts processes and
+    threads (one that lands half-way leaves some that nobody closes); if it
+    came, the engine is closed, then it is raised."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, *args: Any, **kwargs: Any) -> None:
+        def close() -> None:
+            if hasattr(self, "collector"):  # else nothing was started
+                self.close(grace=0)
+
+        with _ctrl_c_held(close):
+            method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Engine:
     """Runs one job per data id and keeps their states."""
 
+    @_holds_ctrl_c
     def __init__(
         self,
         data_ids: Sequence[str],
@@ -162,6 +207,7 @@ class Engine:
             self.display = make_display(self.table, running, self.cancel)
         self.collector = Collector(self.table, self.display, self._release_soon)
 
+    @_holds_ctrl_c
     def start(
         self,
         function: bytes | JobFunction,

@@ -2,11 +2,16 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import preload as preload_engine
 
 from tests_support import preload
 
@@ -119,13 +124,77 @@ def test_run_times_out_a_job(tmp_path):
         (["myjobs:convert", "a", "--ids-from", "missing.txt"], "cannot read ids"),
         (["myjobs:convert", "a", "--start-method", "bogus"], "invalid choice"),
         (["myjobs:convert", "a", "-j", "0"], "must be >= 1"),
+        (["myjobs:convert", "a", "-j", "x"], "-j/--jobs: expected a whole number"),
+        (["myjobs:convert", "a", "--timeout", "abc"], "expected seconds, got 'abc'"),
+        (["myjobs:convert", "a", "--cancel-grace", "-1"], "must be >= 0, got -1"),
+        (["myjobs:convert", "a", "--ids-from", "latin1.txt"], "not UTF-8 text"),
+        (["myjobs:convert", "a", "--param", 'x={"a":'], "starts like JSON but is not"),
+        (["myjobs:convert", "a", "--param", "x=[1,"], "starts like JSON but is not"),
+        (["myjobs:convert", "a", "--param", "x=12ab"], "starts like JSON but is not"),
+        (["myjobs:convert", "a", "--param", "x=null!"], "starts like JSON but is not"),
     ],
 )
 def test_run_rejects_a_bad_command_line(tmp_path, args, error):
+    (tmp_path / "latin1.txt").write_bytes("café\n".encode("latin-1"))
     result = preload_in(tmp_path, "run", *args)
     assert result.returncode == 2
-    assert error in result.stderr
+    # One line, no traceback.
+    [line] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert error in line
+    assert "Traceback" not in result.stderr
     assert result.stdout == ""  # nothing started
+
+
+def test_run_takes_options_between_ids_and_ids_after_a_double_dash(tmp_path):
+    result = preload_in(
+        tmp_path,
+        "run",
+        "myjobs:convert",
+        "-j",
+        "2",
+        "a",
+        "--param",
+        "label=trueblue",
+        "b",
+        "--json",
+        "out.jsonl",
+        "--threads",
+        "--",
+        "-x",
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").open()]
+    assert [(r["data_id"], r["message"]) for r in records] == [
+        (i, "trueblue 2") for i in ("a", "b", "-x")
+    ]
+
+
+def test_version_and_help():
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    version = re.search(r'^version = "(.+)"', pyproject, re.MULTILINE).group(1)
+    assert preload("--version").stdout == f"preload {version}\n"
+    assert preload_engine.__version__ == version
+    top = preload("--help").stdout
+    assert "``" not in top
+    assert "Preload slow data resources" in top
+    assert "Run the seed scenario" in preload("demo", "--help").stdout
+
+
+def test_version_of_a_source_tree_is_its_pyproject_version(tmp_path):
+    # The code that runs, not what an installed distribution says.
+    shutil.copytree(Path(preload_engine.__file__).parent, tmp_path / "preload")
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "preload-engine"\nversion = "9.8.7"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import preload; print(preload.__version__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=30,
+    )
+    assert result.stdout == "9.8.7\n", result.stderr
 
 
 def test_run_exits_130_after_ctrl_c(tmp_path):
@@ -151,3 +220,54 @@ def test_run_exits_130_after_ctrl_c(tmp_path):
         proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "Interrupted."
+
+
+CTRL_C_WHILE_STARTING = """
+import os, signal, sys, threading
+from preload.cli import main
+
+def ctrl_c_at(name, when):
+    # Ctrl-C (to the whole process group, as a terminal sends it) just
+    # before or after the run starts the thread called *name*.
+    start = threading.Thread.start
+    def start_with_ctrl_c(self):
+        if self.name == name and when == "before":
+            os.killpg(0, signal.SIGINT)
+        start(self)
+        if self.name == name and when == "after":
+            os.killpg(0, signal.SIGINT)
+    threading.Thread.start = start_with_ctrl_c
+
+if __name__ == "__main__":
+    ctrl_c_at(sys.argv[1], sys.argv[2])
+    sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("thread", "when"),
+    [
+        ("preload-collector", "after"),
+        ("preload-receiver", "before"),
+        ("preload-supervisor", "after"),
+    ],
+)
+def test_ctrl_c_while_the_run_starts_closes_it(tmp_path, thread, when):
+    # Held back until every process and thread has started, then the run is
+    # closed as after any Ctrl-C: each job CANCELLED by the engine.
+    (tmp_path / "myjobs.py").write_text(MODULE)
+    (tmp_path / "ctrl_c.py").write_text(CTRL_C_WHILE_STARTING)
+    result = subprocess.run(
+        [sys.executable, "ctrl_c.py", thread, when, "run", "myjobs:slow", "a", "b"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+        start_new_session=True,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines() == ["Interrupted."]
+    rows = result.stdout.splitlines()[-3:-1]
+    assert [row.split() for row in rows] == [
+        [i, "CANCELLED", "-", "-", "-"] for i in ("a", "b")
+    ]

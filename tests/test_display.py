@@ -34,11 +34,13 @@ SCRIPT = textwrap.dedent(
 HEADER = ["Data", "ID", "Status", "Progress", "Elapsed", "CPU", "Memory", "Message"]
 
 
-def run_script(tmp_path, duration: float, tty: bool, columns: int = 120) -> str:
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
+def run_script(
+    tmp_path, duration: float, tty: bool, columns: int = 120, script: str = SCRIPT
+) -> str:
+    path = tmp_path / "script.py"
+    path.write_text(script)
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "50"}
-    args = [sys.executable, str(script), str(duration)]
+    args = [sys.executable, str(path), str(duration)]
     if not tty:
         return subprocess.run(
             args, capture_output=True, text=True, timeout=60, env=env, check=True
@@ -92,6 +94,59 @@ def test_log_output_is_quiet(tmp_path):
     assert sum(line.split()[:2] == ["Data", "ID"] for line in lines) == 1
     assert lines[-2].startswith("4 jobs: 4 COMPLETED")
     assert lines[-1] == "after the call"
+
+
+CONTROL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from preload import ExecutorPreloadHandle, PreloadState
+
+    def job(handle, data_id):
+        for step in range(4):
+            message = f"step {step}\\nof 4\\r\\x1b[2J\\u2028end"
+            handle.notify(PreloadState(data_id, progress=step / 4, message=message))
+            time.sleep(float(sys.argv[1]) / 4)
+        if data_id.startswith("bad"):
+            raise ValueError("two\\nlines")
+
+    if __name__ == "__main__":
+        handle = ExecutorPreloadHandle(["one\\ntwo", "bad\\tid"], job)
+        print("after the call")
+        print(handle)
+    """
+)
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "log"])
+def test_control_characters_are_shown_escaped(tmp_path, tty):
+    output = run_script(tmp_path, duration=0.6, tty=tty, script=CONTROL_SCRIPT)
+    message = "step 3\\nof 4\\r\\x1b[2J\\u2028end"
+    if tty:
+        # Redrawn in place with no stale rows: the final table, once.
+        screen = replay(output)
+        assert [line.split() for line in screen].count(HEADER) == 1
+        assert screen[0].startswith("2 jobs: 1 COMPLETED, 1 FAILED")
+        one, bad = screen[3:5]
+        assert one.split()[:2] == ["one\\ntwo", "COMPLETED"]
+        assert one.endswith(message)
+        assert bad.split()[:2] == ["bad\\tid", "FAILED"]
+        assert bad.endswith("ValueError: two\\nlines")
+    else:
+        screen = output.splitlines()
+        status_lines = [line.split(" ", 1)[1] for line in screen if line[2:3] == ":"]
+        assert sorted(status_lines) == [
+            "bad\\tid FAILED: ValueError: two\\nlines",
+            "bad\\tid STARTED",
+            "one\\ntwo COMPLETED",
+            "one\\ntwo STARTED",
+        ]
+    # str(handle), xcube's table: a line a row.
+    table = screen[screen.index("after the call") + 1 :]
+    assert len(table) == 4
+    assert table[2].split()[:2] == ["one\\ntwo", "COMPLETED"]
+    assert table[2].rstrip().endswith(f"{message}  -")
+    assert table[3].split()[:2] == ["bad\\tid", "FAILED"]
+    assert table[3].endswith("two\\nlines")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from ..errors import describe
 from ..state import PreloadState
 from ..states import StateTable
 from .base import VIEW_ROWS, Display
-from .table import format_table, summary
+from .table import format_table, printable, summary
 
 SUMMARY_EVERY = 10.0
 """Seconds between two summary lines while jobs run."""
@@ -43,9 +43,9 @@ class LogDisplay(Display):
         self._stream.flush()
 
     def status_changed(self, state: PreloadState) -> None:
-        line = f"{_clock()} {state.data_id} {state.status}"
+        line = f"{_clock()} {printable(state.data_id)} {state.status}"
         if state.exception is not None:
-            line += f": {describe(state.exception)}"
+            line += f": {printable(describe(state.exception))}"
         # Flushed by the next refresh, within `interval`: one system call for
         # many lines when thousands of jobs end at once.
         self._stream.write(line + "\n")

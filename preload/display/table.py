@@ -4,6 +4,7 @@ progress bars, elapsed time and worker CPU and memory."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 from ..errors import describe
@@ -15,14 +16,32 @@ HEADERS = ("Data ID", "Status", "Progress", "Message", "Exception")
 LIVE_HEADERS = ("Data ID", "Status", "Progress", "Elapsed", "CPU", "Memory", "Message")
 BAR = 10
 
+# C0 and C1 control characters, DEL, and Unicode's line and paragraph
+# separators: each would break a line or move the cursor.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """*text* on one line, control characters written as escapes (\\n, \\x1b)."""
+    return _CONTROL.sub(_escape, text)
+
 
 def _row(state: PreloadState) -> list[str]:
     return [
-        state.data_id,
+        printable(state.data_id),
         str(state.status) if state.status is not None else "-",
         percent(state.progress),
-        state.message or "-",
-        str(state.exception) if state.exception is not None else "-",
+        printable(state.message or "-"),
+        printable(str(state.exception)) if state.exception is not None else "-",
     ]
 
 
@@ -87,13 +106,13 @@ def _live_cells(row, samples: dict[str, Sample]) -> tuple[PreloadState, list[str
         samples.get(state.data_id) if state.status is PreloadStatus.started else None
     )
     return state, [
-        state.data_id,
+        printable(state.data_id),
         str(state.status),
         percent(state.progress),
         duration(row.elapsed),
         f"{sample.cpu:.0f}%" if sample else "-",
         size(sample.rss) if sample else "-",
-        _note(state),
+        printable(_note(state)),
     ]
 
 
