@@ -140,6 +140,7 @@ class Engine:
         cancel_grace: float | None,
         make_display: MakeDisplay | None,
         function_module: str | None = None,
+        max_memory: int | None = None,
     ):
         self.table = StateTable(data_ids)
         self._cancelled = threading.Event()
@@ -176,6 +177,7 @@ class Engine:
                     self.table,
                     timeout,
                     cancel_grace,
+                    max_memory,
                 )
             else:
                 self._runner = ExecutorRunner(

@@ -17,6 +17,7 @@ from .validation import (
     check_data_ids,
     check_display,
     check_max_workers,
+    check_memory,
     check_mp_context,
     check_params,
     check_seconds,
@@ -49,6 +50,10 @@ class ExecutorPreloadHandle(PreloadHandle):
         job_timeout: seconds a job may run (our own pool only). Past it, the
             job sees ``cancelled``; still running ``cancel_grace`` later, it is
             terminated. It ends FAILED with a ``TimeoutError``.
+        max_memory: resident memory a job's processes may hold (its worker
+            and the worker's children; our own pool only): bytes, or a str
+            such as "2GiB", "500MB", "1.5G". Sampled every ~0.1 s; past it,
+            the job is terminated and ends FAILED with a ``MemoryError``.
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
             ``close()`` or its timeout, before its worker is terminated; None
             waits for it.
@@ -69,6 +74,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         *,
         max_workers: int | None = None,
         job_timeout: float | None = None,
+        max_memory: int | str | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
         mp_context: BaseContext | str | None = None,
         display: str | None = None,
@@ -81,6 +87,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             )
         check_max_workers(max_workers)
         check_seconds("job_timeout", job_timeout)
+        memory_limit = check_memory(max_memory)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
         check_display(display)
@@ -88,6 +95,11 @@ class ExecutorPreloadHandle(PreloadHandle):
             raise ValueError(
                 "job_timeout needs the handle's own process pool (executor=None):"
                 " only there can a job that does not stop be terminated"
+            )
+        if memory_limit is not None and executor is not None:
+            raise ValueError(
+                "max_memory needs the handle's own process pool (executor=None):"
+                " only there can a job's processes be watched and terminated"
             )
         self._data_ids = ids
         self._token = uuid.uuid4().hex
@@ -113,6 +125,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             cancel_grace,
             make_display,
             importable_module(function.function),
+            max_memory=memory_limit,
         )
         if (
             blocking
