@@ -204,10 +204,15 @@ class Engine:
     def cancel(self) -> None:
         """Raise the cancel flag and cancel the jobs that have not started."""
         self._cancelled.set()
-        if self.channel is not None:
-            self.channel.cancel()
-        if self._runner is not None:
+        if isinstance(self._runner, PoolRunner):
+            # Its jobs see their stop flags at once; it raises the channel's
+            # flag (a Manager round trip) in the background.
             self._runner.cancel()
+        else:
+            if self.channel is not None:
+                self.channel.cancel()
+            if self._runner is not None:
+                self._runner.cancel()
         self.collector.sync(timeout=1.0)
 
     def close(self, grace: float | None) -> None:

@@ -255,6 +255,8 @@ class PoolRunner:
 
     def _cancel(self) -> None:
         self._cancelling = True
+        with contextlib.suppress(EOFError, OSError):  # a dead Manager
+            self._end.request_cancel()
         if self._pool is None:
             return
         # The pool's manager thread cancels and drops what is queued (on 3.11,
