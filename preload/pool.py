@@ -473,17 +473,34 @@ def _signal_groups(groups: list[int], signum: int) -> None:
 
 
 def tree_memory(pid: int) -> int:
-    """Bytes of resident memory of process *pid* and its children."""
+    """Bytes of resident memory of process *pid* and its descendants."""
     total = 0
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for proc in procs:
+    for member in [pid, *_descendants(pid)]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += proc.memory_info().rss
+            total += psutil.Process(member).memory_info().rss
     return total
+
+
+_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _descendants(pid: int) -> list[int]:
+    # Linux lists each thread's children in /proc: microseconds, where
+    # psutil's children() reads every process of the machine (~3 ms).
+    if not _PROC_CHILDREN:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        return []
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found += [int(child) for child in file.read().split()]
+    except OSError:  # ended meanwhile
+        pass
+    for child in list(found):
+        found += _descendants(child)
+    return found
 
 
 def format_bytes(n: int) -> str:

@@ -90,7 +90,7 @@ def test_close_terminates_a_job_that_reported_its_end_but_runs_on(tmp_path):
         path=str(tmp_path),
     )
     assert wait_until(lambda: Path(tmp_path, "started-a").exists(), 30)
-    assert handle.get_state("a").status is S.completed
+    assert wait_until(lambda: handle.get_state("a").status is S.completed)
     worker = int(Path(tmp_path, "started-a").read_text())
     closer = threading.Thread(target=handle.close)
     t0 = time.monotonic()
