@@ -406,7 +406,9 @@ class PoolRunner:
     def _result_lost_error(
         self, index: int, error: BrokenProcessPool
     ) -> ResultLostError:
-        why = str(error.__cause__ or error).strip().splitlines()
+        # The cause's text is a traceback, between lines of three quotes.
+        text = str(error.__cause__ or error).splitlines()
+        why = [line for line in text if line.strip() not in ("", "'''")]
         return ResultLostError(
             f"{self._jobs[index].data_id!r} ended in its worker, but its result"
             f" could not be received ({self._attempts[index]} attempts): {why[-1]}"
