@@ -3,8 +3,12 @@
 * ``Roster`` (one per pool): which job each worker runs, and since when.
   Workers write it at each job start and end; the parent reads it to time
   jobs out and to tell which job a dead worker was running.
+* ``Phases`` (one per run): whether each job is queued, running or ended in
+  its worker (the roster writes it); the parent reads it to cancel the
+  queued jobs at once and to find a job whose result never arrived.
 * ``StopFlags`` (one per run): a flag per job, raised by the parent when the
-  job exceeds its timeout; the job sees its own ``handle.cancelled``.
+  job exceeds its timeout, or for every job on cancel; the job sees its own
+  ``handle.cancelled``.
 
 Both are plain shared memory (no lock, no round trip): a read or write costs
 about 0.1 us, and survives a worker's death.
@@ -19,6 +23,9 @@ from typing import NamedTuple
 
 IDLE = -1.0
 
+QUEUED, RUNNING, ENDED = 0, 1, 2
+"""Phases of a job in its worker."""
+
 
 class Running(NamedTuple):
     pid: int
@@ -27,12 +34,30 @@ class Running(NamedTuple):
     """``time.monotonic()`` at the job's start (system-wide on Linux)."""
 
 
-class Roster:
-    """Three numbers per worker slot: pid, job index (IDLE when idle), start time."""
+class Phases:
+    """The phase of each job (QUEUED, RUNNING, ENDED) in its latest run."""
 
-    def __init__(self, context: BaseContext, workers: int):
+    def __init__(self, context: BaseContext, jobs: int):
+        self._cells = context.Array("b", max(jobs, 1), lock=False)
+
+    def set(self, index: int, phase: int) -> None:
+        self._cells[index] = phase
+
+    def get(self, index: int) -> int:
+        return self._cells[index]
+
+    def all(self) -> list[int]:
+        return self._cells[:]
+
+
+class Roster:
+    """Three numbers per worker slot: pid, job index (IDLE when idle), start
+    time; it marks each job's phase as the job starts and ends."""
+
+    def __init__(self, context: BaseContext, workers: int, phases: Phases):
         self._cells = context.Array("d", 3 * workers, lock=False)
         self._next = context.Value("i", 0)
+        self._phases = phases
         self._slot = -1
 
     def claim(self) -> None:
@@ -46,11 +71,14 @@ class Roster:
 
     def job_started(self, index: int) -> None:
         base = 3 * self._slot
+        self._phases.set(index, RUNNING)
         self._cells[base + 2] = time.monotonic()
         self._cells[base + 1] = index
 
     def job_ended(self) -> None:
-        self._cells[3 * self._slot + 1] = IDLE
+        base = 3 * self._slot
+        self._phases.set(int(self._cells[base + 1]), ENDED)
+        self._cells[base + 1] = IDLE
 
     def running(self) -> list[Running]:
         """The jobs running now, one per busy worker."""
@@ -71,6 +99,9 @@ class StopFlags:
 
     def raise_flag(self, index: int) -> None:
         self._flags[index] = 1
+
+    def raise_all(self) -> None:
+        self._flags[:] = [1] * len(self._flags)
 
     def is_raised(self, index: int) -> bool:
         return bool(self._flags[index])

@@ -218,6 +218,7 @@ class Engine:
         cancel_grace: float | None,
         function_module: str | None = None,
         owns_executor: bool = False,
+        max_memory: int | None = None,
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
@@ -247,6 +248,7 @@ class Engine:
                     self.table,
                     timeout,
                     cancel_grace,
+                    max_memory,
                 )
             else:
                 self._runner = ExecutorRunner(
@@ -279,10 +281,15 @@ class Engine:
         self._cancelled.set()
         if self._released:
             return
-        if self.channel is not None:
-            self.channel.cancel()
-        if self._runner is not None:
+        if isinstance(self._runner, PoolRunner):
+            # Its jobs see their stop flags at once; it raises the channel's
+            # flag (a Manager round trip) in the background.
             self._runner.cancel()
+        else:
+            if self.channel is not None:
+                self.channel.cancel()
+            if self._runner is not None:
+                self._runner.cancel()
         self.collector.sync(timeout=1.0)
 
     def close(self, grace: float | None) -> None:
@@ -334,14 +341,16 @@ class Engine:
             self._runner.close()
         if self.channel is not None:
             self.channel.close()
+        # Still running in a caller's executor, which we may not stop; or
+        # never submitted (Ctrl-C while the run started).
+        message = (
+            "still running when the handle was closed"
+            if isinstance(self._runner, ExecutorRunner)
+            else None
+        )
         for data_id in self.table.open_ids():
-            # Still running in a caller's executor, which we may not stop.
             self.collector.post_update(
-                PreloadState(
-                    data_id,
-                    PreloadStatus.cancelled,
-                    message="still running when the handle was closed",
-                )
+                PreloadState(data_id, PreloadStatus.cancelled, message=message)
             )
         self.collector.stop()
         # Drop what holds pipes and sockets now, not at the next garbage

@@ -91,3 +91,8 @@ def describe_exit(pid: int, exitcode: int) -> str:
             name = f"signal {-exitcode}"
         return f"worker process {pid} was killed by {name}"
     return f"worker process {pid} exited with code {exitcode}"
+
+
+class ResultLostError(RuntimeError):
+    """A job ended in its worker, but its result never reached the parent (it
+    could not be unpickled, or the worker broke its pool after the job)."""

@@ -20,6 +20,7 @@ from .validation import (
     check_data_ids,
     check_display,
     check_max_workers,
+    check_memory,
     check_mp_context,
     check_params,
     check_seconds,
@@ -112,6 +113,10 @@ class ExecutorPreloadHandle(PreloadHandle):
         job_timeout: seconds a job may run (our own pool only). Past it, the
             job sees ``cancelled``; still running ``cancel_grace`` later, it is
             terminated. It ends FAILED with a ``TimeoutError``.
+        max_memory: resident memory a job's processes may hold (its worker
+            and the worker's children; our own pool only): bytes, or a str
+            such as "2GiB", "500MB", "1.5G". Sampled every ~0.1 s; past it,
+            the job is terminated and ends FAILED with a ``MemoryError``.
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
             ``close()`` or its timeout, before its worker is terminated; None
             waits for it.
@@ -133,6 +138,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         *,
         max_workers: int | None = None,
         job_timeout: float | None = None,
+        max_memory: int | str | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
         mp_context: BaseContext | str | None = None,
         display: str | None = None,
@@ -145,6 +151,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             )
         check_max_workers(max_workers)
         check_seconds("job_timeout", job_timeout)
+        memory_limit = check_memory(max_memory)
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
         check_display(display)
@@ -152,6 +159,11 @@ class ExecutorPreloadHandle(PreloadHandle):
             raise ValueError(
                 "job_timeout needs the handle's own process pool (executor=None):"
                 " only there can a job that does not stop be terminated"
+            )
+        if memory_limit is not None and executor is not None:
+            raise ValueError(
+                "max_memory needs the handle's own process pool (executor=None):"
+                " only there can a job's processes be watched and terminated"
             )
         run = self.__run = _Run(ids, cancel_grace)
         function = self.__job_function(preload_data, preload_params)
@@ -163,10 +175,9 @@ class ExecutorPreloadHandle(PreloadHandle):
             try:
                 payload = pickle_job_function(function)
             except TypeError as exc:
-                if (
-                    executor is not None
-                    or mp_context is not None
-                    or job_timeout is not None
+                if executor is not None or any(
+                    option is not None
+                    for option in (mp_context, job_timeout, memory_limit)
                 ):
                     raise
                 warnings.warn(
@@ -196,6 +207,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             cancel_grace,
             importable_module(function.function),
             owns_executor,
+            memory_limit,
         )
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()

@@ -6,11 +6,23 @@ parent, makes up for both:
 
 * a worker that dies fails only the job it ran (``WorkerDiedError``); the
   jobs that the broken pool lost are run again on a fresh pool;
+* a job that ended in its worker but whose result never arrived (it could
+  not be unpickled, or the worker broke the pool after the job) is the
+  suspect: it runs at most ``MAX_ATTEMPTS`` times, then fails
+  (``ResultLostError``); no job is run again without bound;
 * a job past its ``timeout`` first sees its own ``handle.cancelled``; still
   running ``cancel_grace`` later, its worker (and that worker's children) is
   terminated. It ends FAILED with a ``TimeoutError``;
-* after ``cancel()``, jobs still running when ``cancel_grace`` ends are
-  terminated and end CANCELLED.
+* a job whose processes hold more than ``max_memory`` (sampled every
+  ``SAMPLE`` seconds) is terminated and ends FAILED with a ``MemoryError``;
+* ``cancel()`` ends the jobs not started CANCELLED before it returns; jobs
+  still running when ``cancel_grace`` ends are terminated and end CANCELLED;
+* ``close()`` terminates what still runs ``cancel_grace`` after the cancel,
+  whatever the jobs reported.
+
+Each worker runs in a session of its own: terminating a job's worker
+terminates its process group too, which reaches the grandchildren a job
+detached (``sh -c "cmd &"``). Workers do not get the terminal's Ctrl-C.
 
 Who writes what: the pools' done callbacks (each pool's manager thread) pass
 outcomes to the collector and tell the supervisor when a pool broke; only
@@ -24,6 +36,7 @@ import contextlib
 import functools
 import os
 import queue
+import signal
 import threading
 import time
 from collections import Counter
@@ -34,10 +47,10 @@ from multiprocessing.context import BaseContext
 
 import psutil
 
-from .board import Roster, StopFlags
+from .board import ENDED, QUEUED, Phases, Roster, StopFlags
 from .channel import ChannelEnd
 from .collector import Collector
-from .errors import WorkerDiedError, describe_exit
+from .errors import ResultLostError, WorkerDiedError, describe_exit
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
 from .worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
@@ -45,9 +58,15 @@ from .worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
 
+SAMPLE = 0.1
+"""Seconds between two samples of the jobs' memory, while a limit is set."""
+
 MAX_ATTEMPTS = 3
-"""Runs of a job whose pool broke under it for no cause we could find, before
-it fails (a job beside a worker known to have died is rerun without limit)."""
+"""Runs of a job suspected of breaking its pool (its result never arrived, or
+it ran when the pool broke for no cause we could find), before it fails."""
+
+MAX_LOST = 20
+"""Pools that may break under a job that is not suspected, before it fails."""
 
 TERMINATE_WAIT = 1.0
 """Seconds a terminated process gets before it is killed."""
@@ -66,6 +85,7 @@ class PoolRunner:
         table: StateTable,
         timeout: float | None,
         cancel_grace: float | None,
+        max_memory: int | None = None,
     ):
         self._jobs = jobs
         self._end = end
@@ -75,15 +95,21 @@ class PoolRunner:
         self._table = table
         self._timeout = timeout
         self._grace = cancel_grace
-        self._stops = StopFlags(context, len(jobs)) if timeout is not None else None
+        self._max_memory = max_memory
+        self._stops = StopFlags(context, len(jobs))
+        self._phases = Phases(context, len(jobs))
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._futures: dict[int, Future] = {}
         self._attempts: Counter[int] = Counter()
+        self._lost: Counter[int] = Counter()  # broken pools, not suspected
         self._timed_out: dict[int, float] = {}  # job index -> when flagged
         self._killed: set[int] = set()  # terminated past timeout + grace
+        self._peaks: dict[int, int] = {}  # job index -> most memory seen
+        self._over: set[int] = set()  # terminated past max_memory
         self._dead: dict[int, dict[int, tuple[int, int]]] = {}  # per pool
         self._cancelling = False
-        self._cancel_deadline: float | None = None
+        self._stop_by: float | None = None  # when the cancel's grace ends
+        self._stopped = False  # what ran at the end of the grace was terminated
         self._generation = 0
         self._pool: ProcessPoolExecutor | None = None
         self._roster: Roster | None = None
@@ -98,10 +124,18 @@ class PoolRunner:
     # -- called from other threads ---------------------------------------
 
     def cancel(self) -> None:
-        """Cancel queued jobs now; terminate running ones after the grace."""
-        done = threading.Event()
-        self._events.put(("cancel", done))
-        done.wait(2.0)
+        """Post CANCELLED for the jobs not started; every job sees ``cancelled``;
+        the supervisor terminates running ones after the grace."""
+        self._cancelling = True
+        # A job checks its flag before it starts: raised first, a job that
+        # has not started yet will not.
+        self._stops.raise_all()
+        phases = self._phases.all()
+        open_ids = set(self._table.open_ids())
+        for index, job in enumerate(self._jobs):
+            if phases[index] == QUEUED and job.data_id in open_ids:
+                self._collector.post_outcome(job.data_id, CANCELLED)
+        self._events.put(("cancel",))
 
     def close(self) -> None:
         """Terminate what still runs, shut the pool down, end the supervisor."""
@@ -162,39 +196,40 @@ class PoolRunner:
                 self._replace_pool(event[1])
             elif kind == "cancel":
                 self._cancel()
-                event[1].set()
             elif kind == "abort":
                 self._cancelling = True
                 self._terminate_pool()
             elif kind == "close":
-                self._cancelling = True
-                while self._pool is not None:
-                    if not self._table.done:
-                        self._terminate_pool()
-                    self._replace_pool(self._generation)
-                self._futures.clear()
-                self._workers = {}
+                self._close()
                 return
 
     def _next_look(self) -> float | None:
         if self._pool is None:
             return None
-        if self._cancel_deadline is not None:
-            return max(0.0, self._cancel_deadline - time.monotonic())
-        return TICK if self._timeout is not None else None
+        waits = []
+        if self._stop_by is not None and not self._stopped:
+            waits.append(max(0.0, self._stop_by - time.monotonic()))
+        if self._timeout is not None and not self._cancelling:
+            waits.append(TICK)
+        if self._max_memory is not None:
+            waits.append(SAMPLE)
+        return min(waits, default=None)
 
     def _look(self) -> None:
         if self._pool is None:
             return
         now = time.monotonic()
-        if self._cancel_deadline is not None and now >= self._cancel_deadline:
-            self._cancel_deadline = None
-            if not self._table.done:
+        if self._stop_by is not None and not self._stopped and now >= self._stop_by:
+            self._stopped = True
+            if self._busy():
                 self._terminate_pool()
             return
+        running = self._roster.running()
+        if self._max_memory is not None:
+            self._sample_memory(running)
         if self._timeout is None or self._cancelling:
             return
-        for job in self._roster.running():
+        for job in running:
             flagged = self._timed_out.get(job.index)
             if flagged is None and now - job.since > self._timeout:
                 self._stops.raise_flag(job.index)
@@ -208,34 +243,69 @@ class PoolRunner:
                 self._killed.add(job.index)
                 terminate_trees([job.pid])
 
+    def _sample_memory(self, running) -> None:
+        for job in running:
+            if job.index in self._over:
+                continue
+            used = tree_memory(job.pid)
+            self._peaks[job.index] = max(used, self._peaks.get(job.index, 0))
+            if used > self._max_memory:
+                self._over.add(job.index)
+                terminate_trees([job.pid])
+
     def _cancel(self) -> None:
         self._cancelling = True
+        with contextlib.suppress(EOFError, OSError):  # a dead Manager
+            self._end.request_cancel()
         if self._pool is None:
             return
         # The pool's manager thread cancels and drops what is queued (on 3.11,
-        # cancelling futures one by one, then breaking the pool, kills it).
-        queued = [f for f in self._futures.values() if not (f.running() or f.done())]
+        # cancelling futures one by one, then breaking the pool, kills it);
+        # cancel() has posted their outcomes already.
         self._pool.shutdown(wait=False, cancel_futures=True)
-        wait_futures(queued, timeout=1.0)
-        if self._grace is not None:
-            self._cancel_deadline = time.monotonic() + self._grace
+        if self._grace is not None and self._stop_by is None:
+            self._stop_by = time.monotonic() + self._grace
+
+    def _close(self) -> None:
+        """Give running jobs what is left of the grace (whatever they reported),
+        terminate what still runs, shut the pools down."""
+        self._stops.raise_all()
+        self._cancel()
+        running = [f for f in self._futures.values() if f.running()]
+        if running and self._pool is not None:
+            left = None
+            if self._stop_by is not None:
+                left = max(0.0, self._stop_by - time.monotonic())
+            # Running futures only: a cancelled queued one never wakes wait().
+            wait_futures(running, timeout=left)
+        while self._pool is not None:
+            if self._busy():
+                self._terminate_pool()
+            self._replace_pool(self._generation)
+        self._futures.clear()
+        self._workers = {}
+
+    def _busy(self) -> bool:
+        """True while a job of ours runs (or is about to), whatever it reported."""
+        return any(f.running() for f in self._futures.values())
 
     def _terminate_pool(self) -> None:
         terminate_trees(list(self._workers))
 
     def _new_pool(self, indexes) -> None:
         self._generation += 1
-        self._roster = Roster(self._context, self._max_workers)
+        self._roster = Roster(self._context, self._max_workers, self._phases)
         self._pool = ProcessPoolExecutor(
             self._max_workers,
             mp_context=self._context,
-            initializer=init_process,
+            initializer=init_worker,
             initargs=(self._end, self._roster, self._stops, os.getpid()),
         )
         # The pool's own map of its workers (pid -> process); shutdown()
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
         for index in indexes:
+            self._phases.set(index, QUEUED)
             future = self._pool.submit(run_job, self._jobs[index])
             future.add_done_callback(
                 functools.partial(self._on_done, self._generation, index)
@@ -259,44 +329,35 @@ class PoolRunner:
         self._pool = self._manager_thread = None
         was_running = {r.index for r in self._roster.running()}
         dead = self._dead.get(generation, {})
+        lost = {}
+        for index, future in list(self._futures.items()):
+            if future.done() and not future.cancelled():
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool):
+                    lost[index] = error
+                    del self._futures[index]
+        # No worker died while running a job: a job that ended in its worker,
+        # but whose result never arrived, broke the pool.
+        phases = self._phases.all()
+        suspects = set()
+        if not dead:
+            suspects = {i for i in lost if phases[i] == ENDED and i not in was_running}
         cause = "; ".join(
             f"{describe_exit(pid, code)} while running {self._jobs[i].data_id!r}"
             for i, (pid, code) in dead.items()
         )
+        if suspects and not cause:
+            names = ", ".join(repr(self._jobs[i].data_id) for i in sorted(suspects))
+            cause = f"the result of {names} could not be received"
         rerun = []
-        for index, future in list(self._futures.items()):
-            if not future.done() or future.cancelled():
-                continue
-            error = future.exception()
-            if not isinstance(error, BrokenProcessPool):
-                continue
-            del self._futures[index]
-            data_id = self._jobs[index].data_id
-            if index in self._killed:
-                outcome = Outcome(
-                    PreloadStatus.failed.value,
-                    self._timeout_error(index, terminated=True),
-                )
-            elif self._cancelling:
-                outcome = CANCELLED
-            elif index in dead:
-                pid, code = dead[index]
-                outcome = Outcome(
-                    PreloadStatus.failed.value,
-                    WorkerDiedError(f"{describe_exit(pid, code)} while running it"),
-                )
-            elif dead or index not in was_running:
-                rerun.append(index)  # a bystander: no fault of its own
-                continue
-            elif self._attempts[index] + 1 >= MAX_ATTEMPTS:
-                outcome = Outcome(PreloadStatus.failed.value, error)
-            else:
-                self._attempts[index] += 1
+        for index, error in lost.items():
+            outcome = self._settle(index, error, dead, suspects, index in was_running)
+            if outcome is None:
                 rerun.append(index)
-                continue
-            self._collector.post_outcome(data_id, outcome)
+            else:
+                self._collector.post_outcome(self._jobs[index].data_id, outcome)
         for index in rerun:
-            if index in was_running:
+            if phases[index] != QUEUED:
                 self._collector.post_update(
                     PreloadState(
                         self._jobs[index].data_id,
@@ -306,6 +367,61 @@ class PoolRunner:
         if rerun:
             self._new_pool(rerun)
 
+    def _settle(
+        self,
+        index: int,
+        error: BrokenProcessPool,
+        dead: dict[int, tuple[int, int]],
+        suspects: set[int],
+        was_running: bool,
+    ) -> Outcome | None:
+        """The outcome of a job a broken pool lost, or None to run it again."""
+        failed = PreloadStatus.failed.value
+        if index in self._killed:
+            return Outcome(failed, self._timeout_error(index, terminated=True))
+        if index in self._over:
+            return Outcome(failed, self._memory_error(index))
+        if self._cancelling:
+            return CANCELLED
+        if index in dead:
+            pid, code = dead[index]
+            return Outcome(
+                failed, WorkerDiedError(f"{describe_exit(pid, code)} while running it")
+            )
+        if index in suspects or (was_running and not dead and not suspects):
+            self._attempts[index] += 1
+            if self._attempts[index] < MAX_ATTEMPTS:
+                return None
+            if index in suspects:
+                return Outcome(failed, self._result_lost_error(index, error))
+            return Outcome(failed, error)
+        self._lost[index] += 1
+        if self._lost[index] < MAX_LOST:
+            return None
+        return Outcome(
+            failed,
+            BrokenProcessPool(f"its process pool broke {MAX_LOST} times under it"),
+        )
+
+    def _result_lost_error(
+        self, index: int, error: BrokenProcessPool
+    ) -> ResultLostError:
+        # The cause's text is a traceback, between lines of three quotes.
+        text = str(error.__cause__ or error).splitlines()
+        why = [line for line in text if line.strip() not in ("", "'''")]
+        return ResultLostError(
+            f"{self._jobs[index].data_id!r} ended in its worker, but its result"
+            f" could not be received ({self._attempts[index]} attempts): {why[-1]}"
+        )
+
+    def _memory_error(self, index: int) -> MemoryError:
+        return MemoryError(
+            f"{self._jobs[index].data_id!r} used more memory than its limit of"
+            f" {format_bytes(self._max_memory)} (max_memory): peak"
+            f" {format_bytes(self._peaks[index])} seen in its worker and the"
+            " worker's children; it was terminated"
+        )
+
     def _timeout_error(self, index: int, terminated: bool) -> TimeoutError:
         data_id = self._jobs[index].data_id
         text = f"{data_id!r} exceeded its timeout of {self._timeout:g} s"
@@ -314,20 +430,83 @@ class PoolRunner:
         return TimeoutError(text)
 
 
+def init_worker(
+    end: ChannelEnd, roster: Roster, stops: StopFlags, parent_pid: int
+) -> None:
+    """Initializer of our pool's workers: a session of its own (its process
+    group reaches what its jobs detach), then the worker's own setup."""
+    with contextlib.suppress(PermissionError):  # a group leader already
+        os.setsid()
+    init_process(end, roster, stops, parent_pid)
+
+
 def terminate_trees(pids: list[int]) -> None:
-    """Terminate each process and its children; kill what is alive after a while."""
+    """Terminate each process, its children and, for a worker of ours (the
+    leader of its own process group), its group; kill what is alive after a
+    while."""
     procs: list[psutil.Process] = []
+    groups = []
     for pid in pids:
         try:
             proc = psutil.Process(pid)
             procs += [proc, *proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
+            if os.getpgid(pid) == pid:
+                groups.append(pid)
+        except (psutil.NoSuchProcess, ProcessLookupError):
             pass
+    _signal_groups(groups, signal.SIGTERM)
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
     _, alive = psutil.wait_procs(procs, timeout=TERMINATE_WAIT)
+    # Members of a group outlive it only as long as they hold its id: no
+    # process outside them can have it.
+    _signal_groups(groups, signal.SIGKILL)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=TERMINATE_WAIT)
+
+
+def _signal_groups(groups: list[int], signum: int) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+
+
+def tree_memory(pid: int) -> int:
+    """Bytes of resident memory of process *pid* and its descendants."""
+    total = 0
+    for member in [pid, *_descendants(pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += psutil.Process(member).memory_info().rss
+    return total
+
+
+_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _descendants(pid: int) -> list[int]:
+    # Linux lists each thread's children in /proc: microseconds, where
+    # psutil's children() reads every process of the machine (~3 ms).
+    if not _PROC_CHILDREN:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        return []
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found += [int(child) for child in file.read().split()]
+    except OSError:  # ended meanwhile
+        pass
+    for child in list(found):
+        found += _descendants(child)
+    return found
+
+
+def format_bytes(n: int) -> str:
+    """'200 MB', '2.15 GB': a size as users read it (powers of 1000)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.4g} GB"
+    return f"{n / 1e6:.4g} MB"

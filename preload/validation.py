@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import pickle
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from multiprocessing.context import BaseContext
@@ -45,6 +46,36 @@ def check_seconds(name: str, value: Any) -> None:
         raise ValueError(
             f"{name} must be a finite number >= 0 (or None for no limit), got {value!r}"
         )
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?)b?\s*", re.IGNORECASE)
+
+
+def check_memory(max_memory: Any) -> int | None:
+    """*max_memory* in bytes: an int, or a str such as "2GiB", "500MB", "1.5G"
+    (K, M, G, T: powers of 1000; Ki, Mi, Gi, Ti: of 1024; a trailing B is
+    optional, case does not matter)."""
+    if max_memory is None:
+        return None
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, str)):
+        raise TypeError(
+            f"max_memory must be a number of bytes or a str, got {max_memory!r}"
+        )
+    if isinstance(max_memory, int):
+        size = max_memory
+    else:
+        match = _SIZE.fullmatch(max_memory)
+        if match is None:
+            raise ValueError(
+                "max_memory must be a number of bytes or a size such as '2GiB',"
+                f" '500MB' or '1.5G', got {max_memory!r}"
+            )
+        number, unit, binary = match.groups()
+        power = "kmgt".find(unit.lower()) + 1 if unit else 0
+        size = int(float(number) * (1024 if binary else 1000) ** power)
+    if size <= 0:
+        raise ValueError(f"max_memory must be > 0 bytes, got {max_memory!r}")
+    return size
 
 
 def check_max_workers(max_workers: Any) -> None:

@@ -182,3 +182,61 @@ def exit_soon(handle, data_id, path):
         return
     time.sleep(0.2)
     os._exit(5)
+
+
+class TwoArgumentExit(BaseException):
+    """Pickles in a worker, fails to unpickle in the parent (needs two arguments)."""
+
+    def __init__(self, what, why):
+        super().__init__(f"{what}: {why}")
+
+
+def break_after(handle, data_id, path, how):
+    """Once a job named "innocent..." runs, ends so that its pool breaks after
+    the job: a result the parent cannot unpickle, or its worker's fds closed."""
+    record_pid(path, data_id)
+    deadline = time.monotonic() + 10
+    while not list(Path(path).glob("pid-innocent*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if how == "unpicklable":
+        raise TwoArgumentExit("cannot", "unpickle")
+    os.closerange(3, 1024)
+
+
+def pool_breaker(handle, data_id, path, how):
+    """Ids starting with "guilty" break the pool after their job; others are steady."""
+    if data_id.startswith("guilty"):
+        break_after(handle, data_id, path, how)
+    else:
+        steady(handle, data_id, path, 0.6)
+
+
+def done_but_running(handle, data_id, path):
+    """Reports itself COMPLETED, then keeps running (a stuck download after "done")."""
+    handle.notify(PreloadState(data_id, status=PreloadStatus.completed))
+    write_whole(Path(path, f"started-{data_id}"), str(os.getpid()))
+    time.sleep(60)
+
+
+def detached_grandchild(handle, data_id, path):
+    """Starts a grandchild that the shell leaves behind, then never stops."""
+    out = subprocess.run(
+        ["sh", "-c", "sleep 1001 >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    write_whole(Path(path, f"grandchild-{data_id}"), out.strip())
+    time.sleep(60)
+
+
+def hog(handle, data_id, chunks=25, size=20 << 20, pause=0.02):
+    """Ids starting with "hog" hold ever more memory (*chunks* of *size*
+    bytes, then return); others tick for a second."""
+    if not data_id.startswith("hog"):
+        ticks(handle, data_id, n=20, pause=0.05)
+        return
+    held = []
+    for _ in range(chunks):
+        held.append(b"\x01" * size)
+        time.sleep(pause)
