@@ -1,9 +1,9 @@
 """The parent side of one preload run: channel, runner, collector, states.
 
 Who owns what:
-* the runner runs the jobs: a ``PoolRunner`` on process pools the engine
-  owns (see ``pool.py``), or an ``ExecutorRunner`` on an executor the
-  caller gave, which is used and never shut down;
+* the runner runs the jobs (``runners/``): a ``PoolRunner`` on process
+  pools the engine owns, or an ``ExecutorRunner`` on an executor the caller
+  gave (used, never shut down) or on threads of our own;
 * the channel carries the jobs' messages and the cancel flag (see
   ``channel.py``); the engine makes it to fit the executor;
 * the executor's done callbacks pass each job's outcome to the collector;
@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from types import FrameType
 from typing import Any
@@ -39,10 +39,11 @@ import psutil
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
-from .pool import PoolRunner
+from .runners.executor import ExecutorRunner
+from .runners.pool import PoolRunner
 from .state import PreloadState, PreloadStatus
 from .states import StateTable
-from .worker import Job, JobFunction, outcome_of, run_job
+from .worker import Job, JobFunction
 
 MakeDisplay = Callable[
     [StateTable, Callable[[], dict[str, int]] | None, Callable[[], None]], Display
@@ -99,45 +100,6 @@ def usable_cpus() -> int:
 def uses_threads(executor: Executor | None) -> bool:
     """True if *executor* runs jobs in threads of this process."""
     return isinstance(executor, ThreadPoolExecutor)
-
-
-class ExecutorRunner:
-    """Runs jobs on a given executor: the caller's, which is used and never
-    shut down, or threads of our own (*owned*), shut down at close."""
-
-    def __init__(
-        self,
-        executor: Executor,
-        jobs: list[Job],
-        channel: Channel,
-        collector: Collector,
-        owned: bool = False,
-    ):
-        self._collector = collector
-        self._executor = executor
-        self._owned = owned
-        # Ends of a ThreadChannel stay in this process; others are pickled with
-        # every job, since we cannot hand them to the executor's workers once.
-        self._futures = []
-        for job in jobs:
-            future = executor.submit(run_job, job, channel.end)
-            future.add_done_callback(functools.partial(self._on_done, job.data_id))
-            self._futures.append(future)
-
-    def _on_done(self, data_id: str, future: Future) -> None:
-        self._collector.post_outcome(data_id, outcome_of(future))
-
-    def cancel(self) -> None:
-        for future in self._futures:
-            future.cancel()
-
-    def close(self) -> None:
-        """Shut our own threads down (a caller's executor is left as it is)."""
-        if self._owned:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def abort(self) -> None:
-        self.cancel()
 
 
 @contextlib.contextmanager
@@ -199,6 +161,7 @@ class Engine:
         self._release_lock = threading.Lock()
         self._released = False
         self._releaser: threading.Thread | None = None
+        self._cancel_grace: float | None = None
         self.channel: Channel | None = None
         self._runner: PoolRunner | ExecutorRunner | None = None
         self.display = None
@@ -222,8 +185,9 @@ class Engine:
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
+        self._cancel_grace = cancel_grace
         if not data_ids:
-            self._release()
+            self._release(0)
             return
         _open_engines.add(self)
         try:
@@ -302,7 +266,7 @@ class Engine:
         if not self.table.done:
             self.cancel()
             self.table.wait(grace)
-        self._release()
+        self._release(grace)
         releaser = self._releaser
         if releaser is not None and releaser is not threading.current_thread():
             releaser.join()
@@ -323,22 +287,26 @@ class Engine:
         # In the collector thread, once every job has ended: release from
         # another thread, since releasing joins the collector.
         self._releaser = threading.Thread(
-            target=self._release, name="preload-release", daemon=True
+            target=self._release,
+            args=(self._cancel_grace,),
+            name="preload-release",
+            daemon=True,
         )
         self._releaser.start()
 
-    def _release(self) -> None:
-        """Release the runner, the channel and the collector, once; a second
-        caller waits until the first is done."""
+    def _release(self, grace: float | None) -> None:
+        """Release the runner (giving jobs still running at most *grace*
+        seconds), the channel and the collector, once; a second caller waits
+        until the first is done."""
         with self._release_lock:
             if not self._released:
-                self._release_now()
+                self._release_now(grace)
 
-    def _release_now(self) -> None:
+    def _release_now(self, grace: float | None) -> None:
         if self.channel is not None and self.channel.cancel_requested():
             self._cancelled.set()  # a job cancelled the run: keep it known
         if self._runner is not None:
-            self._runner.close()
+            self._runner.close(grace)
         if self.channel is not None:
             self.channel.close()
         # Still running in a caller's executor, which we may not stop; or

@@ -47,13 +47,13 @@ from multiprocessing.context import BaseContext
 
 import psutil
 
-from .board import ENDED, QUEUED, Phases, Roster, StopFlags
-from .channel import ChannelEnd
-from .collector import Collector
-from .errors import ResultLostError, WorkerDiedError, describe_exit
-from .state import PreloadState, PreloadStatus
-from .states import StateTable
-from .worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
+from ..board import ENDED, QUEUED, Phases, Roster, StopFlags
+from ..channel import ChannelEnd
+from ..collector import Collector
+from ..errors import ResultLostError, WorkerDiedError, describe_exit
+from ..state import PreloadState, PreloadStatus
+from ..states import StateTable
+from ..worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -137,9 +137,11 @@ class PoolRunner:
                 self._collector.post_outcome(job.data_id, CANCELLED)
         self._events.put(("cancel",))
 
-    def close(self) -> None:
-        """Terminate what still runs, shut the pool down, end the supervisor."""
-        self._events.put(("close",))
+    def close(self, grace: float | None) -> None:
+        """Give running jobs at most *grace* more seconds (None: what is left
+        of the cancel grace, if any), terminate what still runs, shut the pool
+        down, end the supervisor."""
+        self._events.put(("close", grace))
         self._thread.join()
 
     def running_pids(self) -> dict[str, int]:
@@ -200,7 +202,7 @@ class PoolRunner:
                 self._cancelling = True
                 self._terminate_pool()
             elif kind == "close":
-                self._close()
+                self._close(event[1])
                 return
 
     def _next_look(self) -> float | None:
@@ -266,16 +268,18 @@ class PoolRunner:
         if self._grace is not None and self._stop_by is None:
             self._stop_by = time.monotonic() + self._grace
 
-    def _close(self) -> None:
+    def _close(self, grace: float | None) -> None:
         """Give running jobs what is left of the grace (whatever they reported),
-        terminate what still runs, shut the pools down."""
+        at most *grace*, terminate what still runs, shut the pools down."""
         self._stops.raise_all()
         self._cancel()
         running = [f for f in self._futures.values() if f.running()]
         if running and self._pool is not None:
-            left = None
+            left = grace
             if self._stop_by is not None:
                 left = max(0.0, self._stop_by - time.monotonic())
+                if grace is not None:
+                    left = min(left, grace)
             # Running futures only: a cancelled queued one never wakes wait().
             wait_futures(running, timeout=left)
         while self._pool is not None:
