@@ -226,17 +226,22 @@ class PoolRunner:
     def _new_pool(self, indexes) -> None:
         self._generation += 1
         self._roster = Roster(self._context, self._max_workers)
+        # The function and its parameters, the same for every job, go to each
+        # worker once; the jobs carry only their index and data id.
+        function = self._jobs[0].function
         self._pool = ProcessPoolExecutor(
             self._max_workers,
             mp_context=self._context,
             initializer=init_process,
-            initargs=(self._end, self._roster, self._stops, os.getpid()),
+            initargs=(self._end, self._roster, self._stops, os.getpid(), function),
         )
         # The pool's own map of its workers (pid -> process); shutdown()
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
         for index in indexes:
-            future = self._pool.submit(run_job, self._jobs[index])
+            future = self._pool.submit(
+                run_job, self._jobs[index]._replace(function=None)
+            )
             future.add_done_callback(
                 functools.partial(self._on_done, self._generation, index)
             )

@@ -241,3 +241,9 @@ class DownloadHandle(ExecutorPreloadHandle):
         thread = threading.Thread(target=download)
         thread.start()
         thread.join()
+
+
+def gate_with_payload(handle, data_id, path, payload):
+    """gate(), with a big parameter it reports the size of."""
+    handle.notify(PreloadState(data_id, message=f"{len(payload)} bytes"))
+    gate(handle, data_id, path)

@@ -347,3 +347,26 @@ def test_a_subclass_download_thread_reports_and_sees_cancel():
     assert handle.states == [
         PreloadState(i, S.cancelled, message="download stopped") for i in "ab"
     ]
+
+
+def test_a_big_parameter_goes_to_each_worker_once(tmp_path):
+    payload = b"x" * 5_000_000
+    ids = ("a", "b", "c")
+    with run(
+        ids,
+        jobs.gate_with_payload,
+        blocking=False,
+        max_workers=1,
+        path=str(tmp_path),
+        payload=payload,
+    ) as handle:
+        assert wait_until(lambda: handle.get_state("a").message is not None)
+        # The jobs handed to the pool carry their index and data id only.
+        pool = handle._engine._runner._pool
+        jobs_sent = [item.args[0] for item in pool._pending_work_items.values()]
+        assert [job.data_id for job in jobs_sent] == list(ids)
+        assert all(len(pickle.dumps(job)) < 1000 for job in jobs_sent)
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+    assert [s.message for s in handle.states] == ["5000000 bytes"] * 3
+    assert statuses(handle) == [S.completed] * 3
