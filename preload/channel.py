@@ -32,7 +32,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.managers import SyncManager
 
 from .errors import ChannelLostError
-from .lifeline import hold_on_to
+from .lifeline import hold_on_to, temp_dir_to_clean
 from .outbox import CoalescingOutbox, DirectOutbox, Send
 
 Lost = Callable[[Exception], None]
@@ -62,6 +62,11 @@ class ChannelEnd(ABC):
     @abstractmethod
     def request_cancel(self) -> None:
         """Raise the cancel flag (for a job that cancels the whole preload)."""
+
+    cancel_seen_outside_jobs = False
+    """True once a thread of this process that runs no job (a job's helper
+    thread, on worker threads of the parent) saw the cancel flag raised: a
+    job of this end that then returns normally ends CANCELLED."""
 
 
 class Channel(ABC):
@@ -193,7 +198,8 @@ class ManagerChannel(Channel):
 
     def __init__(self, data_ids: frozenset[str], token: str, mp_context: BaseContext):
         self._manager = SyncManager(ctx=mp_context)
-        self._manager.start(hold_on_to, (os.getpid(),))
+        # Should this process be killed, its Manager removes its temp folder.
+        self._manager.start(hold_on_to, (os.getpid(), temp_dir_to_clean()))
         self.end = ManagerEnd(
             data_ids,
             token,

@@ -230,9 +230,14 @@ class Engine:
 
     @property
     def cancel_requested(self) -> bool:
-        return self._cancelled.is_set() or (
-            self.channel is not None and self.channel.cancel_requested()
+        """True once the run is cancelled; asked by a thread that runs no job."""
+        channel = self.channel
+        requested = self._cancelled.is_set() or (
+            channel is not None and channel.cancel_requested()
         )
+        if requested and channel is not None:
+            channel.end.cancel_seen_outside_jobs = True
+        return requested
 
     def notify(self, state: PreloadState) -> None:
         """Apply a state change reported from outside the jobs."""

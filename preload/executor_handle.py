@@ -259,8 +259,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             job.notify(state)
             return
         engine = self.__run.parent()
-        check_update(state, self.__run.data_ids)
-        engine.notify(state)
+        engine.notify(check_update(state, self.__run.data_ids))
 
     def get_state(self, data_id: str) -> PreloadState:
         """A snapshot of the state of the job for *data_id*."""

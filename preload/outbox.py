@@ -15,9 +15,10 @@ in-flight batch when it ends.
 cheap in-process queue put.
 
 Both count the messages they sent per data id. When a job ends, ``take()``
-returns what was not sent yet (it travels with the job's outcome) and how
-many were sent, so the collector can apply every message before the final
-status.
+returns what was not sent yet (it travels with the job's outcome), how many
+were sent, so the collector can apply every message before the final
+status, and the error of a send that failed, if one did (the job then fails:
+the collector must not wait for a message that never comes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .errors import describe
 from .state import Message
 
 Send = Callable[[list[Message]], None]
@@ -60,9 +62,10 @@ class DirectOutbox:
     def post_progress(self, data_id: str, progress: float) -> None:
         self._send([(data_id, None, progress, None, None)])
 
-    def take(self, data_id: str) -> tuple[list[Message], int]:
-        # Messages went into the same FIFO as the outcome will: nothing to wait for.
-        return [], 0
+    def take(self, data_id: str) -> tuple[list[Message], int, Exception | None]:
+        # Messages went into the same FIFO as the outcome will: nothing to wait
+        # for; a send that failed raised in the job.
+        return [], 0, None
 
 
 class CoalescingOutbox:
@@ -83,6 +86,7 @@ class CoalescingOutbox:
         self._progress_armed = False
         self._next_progress = 0.0
         self._sent: dict[str, int] = {}
+        self._error: Exception | None = None
         self._sending = False
         self._thread: threading.Thread | None = None
 
@@ -116,11 +120,13 @@ class CoalescingOutbox:
                 if self._thread is None:
                     self._start_thread()
 
-    def take(self, data_id: str) -> tuple[list[Message], int]:
-        """Remove and return the unsent messages of *data_id*, and the sent count.
+    def take(self, data_id: str) -> tuple[list[Message], int, Exception | None]:
+        """Remove and return the unsent messages of *data_id*, the sent count,
+        and the first send error since the last ``take()``.
 
         Waits for a batch in flight, so that every counted message is in the
-        channel when this returns.
+        channel when this returns. A worker runs one job at a time: a send
+        error is its job's.
         """
         with self._cond:
             while self._sending:
@@ -132,7 +138,8 @@ class CoalescingOutbox:
             progress = self._progress.pop(data_id, None)
             if progress is not None:
                 tail.append((data_id, None, progress, None, None))
-            return tail, self._sent.pop(data_id, 0)
+            error, self._error = self._error, None
+            return tail, self._sent.pop(data_id, 0), error
 
     def _flush_started(self, data_id: str) -> None:
         # Called with the lock held: a deferred `started` goes before the
@@ -167,6 +174,23 @@ class CoalescingOutbox:
             self._sent[message[0]] = self._sent.get(message[0], 0) + 1
         return batch
 
+    def _deliver(self, batch: list[Message]) -> list[tuple[Message, Exception]]:
+        """Send *batch*; if that fails, each message alone. The messages that
+        could not be sent, each with its error."""
+        try:
+            self._send(batch)
+            return []
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(batch[0], _send_error(batch[0], exc))]
+        failed = []
+        for message in batch:
+            try:
+                self._send([message])
+            except Exception as exc:
+                failed.append((message, _send_error(message, exc)))
+        return failed
+
     def _run(self) -> None:
         with self._cond:
             idle_since = time.monotonic()
@@ -176,18 +200,29 @@ class CoalescingOutbox:
                     self._sending = True
                     self._cond.release()
                     try:
-                        self._send(batch)
-                    except Exception:
-                        # The parent side is gone (closed, or its Manager died):
-                        # nobody is left to read these messages.
-                        pass
+                        failed = self._deliver(batch)
                     finally:
                         self._cond.acquire()
                         self._sending = False
                         self._cond.notify_all()
+                    for message, error in failed:
+                        self._sent[message[0]] -= 1
+                        if self._error is None:
+                            self._error = error
                 if batch or self._started or self._progress_armed:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > IDLE_EXIT:
                     self._thread = None
                     return
                 self._cond.wait(TICK)
+
+
+def _send_error(message: Message, cause: Exception) -> RuntimeError:
+    # Whatever failed (a value that cannot be pickled, a Manager that is
+    # gone), say which report it was.
+    error = RuntimeError(
+        f"a state reported for {message[0]!r} could not be sent to the parent:"
+        f" {describe(cause)}"
+    )
+    error.__cause__ = cause
+    return error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from enum import Enum
+from numbers import Real
 
 
 class PreloadStatus(Enum):
@@ -117,14 +118,37 @@ STATUS_BY_VALUE = {status.value: status for status in PreloadStatus}
 """The status of a wire message's status value (faster than ``PreloadStatus(v)``)."""
 
 
-def check_update(state: PreloadState, data_ids: Container[str]) -> None:
-    """ValueError unless *state* is a valid update for one of *data_ids*."""
+PROGRESS_SLACK = 1e-9
+"""How far outside [0, 1] a progress may stray by rounding (0.34 + 0.56 + 0.1
+is 1.0000000000000002); it is clamped."""
+
+
+def check_update(state: PreloadState, data_ids: Container[str]) -> PreloadState:
+    """*state* as a valid update for one of *data_ids*: TypeError for a field of
+    the wrong type, ValueError for a wrong value. Returns *state*, or a copy
+    whose progress is made a float within [0, 1]."""
     if not isinstance(state, PreloadState):
         raise TypeError(f"expected a PreloadState, got {type(state).__name__}")
     if state.data_id not in data_ids:
         raise ValueError(f"{state.data_id!r} is not a data id of this preload")
-    progress = state.progress
-    if progress is not None and not 0.0 <= progress <= 1.0:
-        raise ValueError(f"progress must be in [0, 1], got {progress!r}")
     if state.status is not None and not isinstance(state.status, PreloadStatus):
-        raise ValueError(f"status must be a PreloadStatus, got {state.status!r}")
+        raise TypeError(f"status must be a PreloadStatus, got {state.status!r}")
+    if state.message is not None and not isinstance(state.message, str):
+        raise TypeError(f"message must be a str or None, got {state.message!r}")
+    if state.exception is not None and not isinstance(state.exception, BaseException):
+        raise TypeError(
+            f"exception must be an exception or None, got {state.exception!r}"
+        )
+    progress = state.progress
+    if progress is None:
+        return state
+    if type(progress) is float:
+        if 0.0 <= progress <= 1.0:
+            return state
+    elif isinstance(progress, bool) or not isinstance(progress, Real):
+        raise TypeError(f"progress must be a number, got {progress!r}")
+    if not -PROGRESS_SLACK <= progress <= 1.0 + PROGRESS_SLACK:
+        raise ValueError(f"progress must be in [0, 1], got {progress!r}")
+    state = state.copy()
+    state.progress = min(1.0, max(0.0, float(progress)))
+    return state

@@ -36,11 +36,12 @@ class JobFunction(NamedTuple):
 
 class Job(NamedTuple):
     """One job: its index among the run's ids, the data id, and the function,
-    pickled (cloudpickle) for another process or as it is for a thread."""
+    pickled (cloudpickle) for another process or as it is for a thread; None
+    for the function this worker process was given once (``init_process``)."""
 
     index: int
     data_id: str
-    function: bytes | JobFunction
+    function: bytes | JobFunction | None
 
 
 class Outcome(NamedTuple):
@@ -68,10 +69,20 @@ def outcome_of(future: Future) -> Outcome:
 
 _local = threading.local()
 
+# The job running in this worker process of our own pool (one at a time).
+_process_job: JobHandle | None = None
+
 
 def current_job(token: str) -> JobHandle | None:
-    """The handle of the job of channel *token* running in this thread, if any."""
+    """The handle of the job of channel *token* running in this thread, if any.
+
+    In a worker process of our own pool, every thread belongs to the job the
+    process runs: a thread that runs no job of its own (a job's helper thread)
+    gets that job.
+    """
     job = getattr(_local, "job", None)
+    if job is None:
+        job = _process_job
     return job if job is not None and job.end.token == token else None
 
 
@@ -113,7 +124,7 @@ class JobHandle(PreloadHandle):
 
     def notify(self, state: PreloadState) -> None:
         """Post a state change; progress-only changes are coalesced."""
-        check_update(state, self.end.data_ids)
+        state = check_update(state, self.end.data_ids)
         data_id = state.data_id
         if state.status is None and state.message is None and state.exception is None:
             if state.progress is not None:
@@ -133,18 +144,25 @@ class JobHandle(PreloadHandle):
         status: PreloadStatus,
         exception: BaseException | PackedError | None = None,
     ) -> Outcome:
-        tail, sent = self._outbox.take(self.data_id)
+        tail, sent, error = self._outbox.take(self.data_id)
+        if error is not None and status is not PreloadStatus.failed:
+            # A state the job reported never reached the parent: the job failed.
+            status = PreloadStatus.failed
+            exception = pack(error) if self.end.remote else error
         return Outcome(status.value, exception, tail, sent)
 
 
 _loaded: tuple[bytes, JobFunction] | None = None
 
 
-def _load(function: bytes | JobFunction) -> JobFunction:
+def _load(function: bytes | JobFunction | None) -> JobFunction:
     # A worker runs many jobs of the same function: unpickle it once.
     global _loaded
     if isinstance(function, JobFunction):
         return function
+    if function is None:
+        assert _process_function is not None, "no function: init_process() not called"
+        function = _process_function
     if _loaded is None or _loaded[0] != function:
         _loaded = (function, pickle.loads(function))
     return _loaded[1]
@@ -154,20 +172,28 @@ def _load(function: bytes | JobFunction) -> JobFunction:
 _process_end: ChannelEnd | None = None
 _roster: Roster | None = None
 _stops: StopFlags | None = None
+_process_function: bytes | None = None
 
 
 def init_process(
-    end: ChannelEnd, roster: Roster, stops: StopFlags | None, parent_pid: int
+    end: ChannelEnd,
+    roster: Roster,
+    stops: StopFlags | None,
+    parent_pid: int,
+    function: bytes,
 ) -> None:
-    """Initializer of our own pool's workers."""
-    global _process_end, _roster, _stops
+    """Initializer of our own pool's workers: the channel end and the job
+    function (with its parameters, however big) come once per worker."""
+    global _process_end, _roster, _stops, _process_function
     hold_on_to(parent_pid)
     roster.claim()
     _process_end, _roster, _stops = end, roster, stops
+    _process_function = function
 
 
 def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     """Run *job*, posting to *end* (or to the end this process was given)."""
+    global _process_job
     if end is None:
         assert _process_end is not None, "no channel end: init_process() not called"
         end = _process_end
@@ -177,6 +203,8 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
         return handle.finish(PreloadStatus.cancelled)
     handle._outbox.post_started(job.data_id)
     _local.job = handle
+    if end is _process_end:
+        _process_job = handle
     if _roster is not None:
         _roster.job_started(job.index)
     try:
@@ -190,8 +218,9 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
         return handle.finish(PreloadStatus.failed, pack(exc, traceback.format_exc()))
     finally:
         _local.job = None
+        _process_job = None
         if _roster is not None:
             _roster.job_ended()
-    if handle._saw_cancel:
+    if handle._saw_cancel or end.cancel_seen_outside_jobs:
         return handle.finish(PreloadStatus.cancelled)
     return handle.finish(PreloadStatus.completed)

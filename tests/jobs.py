@@ -240,3 +240,68 @@ def hog(handle, data_id, chunks=25, size=20 << 20, pause=0.02):
     for _ in range(chunks):
         held.append(b"\x01" * size)
         time.sleep(pause)
+
+
+def notify_a_lock(handle, data_id):
+    """Reports a message that is not a str (xcube's PreloadState takes it)."""
+    handle.notify(PreloadState(data_id, message=threading.Lock()))
+
+
+class LockedStr(str):
+    """A str that cannot be sent to another process (it holds a lock)."""
+
+    def __init__(self, text):
+        self.lock = threading.Lock()
+
+
+def notify_unsendable(handle, data_id):
+    """Reports a message that passes the checks but cannot be pickled."""
+    handle.notify(PreloadState(data_id, message="before"))
+    handle.notify(PreloadState(data_id, message=LockedStr("locked")))
+    # Work on, so that the sender thread sends it (ticks of 5 ms) before the
+    # job ends (else it travels with the outcome).
+    time.sleep(0.2)
+
+
+def progress_sums_to_one(handle, data_id):
+    """Progress summed from parts: 1.0000000000000002."""
+    handle.notify(PreloadState(data_id, progress=0.34 + 0.56 + 0.1))
+
+
+def helper_thread(handle, data_id):
+    """A job whose helper thread reports, finds its job and waits for cancel."""
+    from preload.worker import current_job
+
+    def helper():
+        found = current_job(handle.end.token) is handle
+        handle.notify(PreloadState(data_id, message=f"helper found its job: {found}"))
+        deadline = time.monotonic() + 10
+        while not handle.cancelled and time.monotonic() < deadline:
+            time.sleep(0.005)
+        handle.notify(PreloadState(data_id, message="helper saw cancel"))
+
+    thread = threading.Thread(target=helper)
+    thread.start()
+    thread.join()
+
+
+class DownloadHandle(ExecutorPreloadHandle):
+    """A subclass whose preload_data reports from a download thread of its own."""
+
+    def preload_data(self, data_id, **params):
+        def download():
+            self.notify(PreloadState(data_id, message="downloading"))
+            deadline = time.monotonic() + 10
+            while not self.cancelled and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.notify(PreloadState(data_id, message="download stopped"))
+
+        thread = threading.Thread(target=download)
+        thread.start()
+        thread.join()
+
+
+def gate_with_payload(handle, data_id, path, payload):
+    """gate(), with a big parameter it reports the size of."""
+    handle.notify(PreloadState(data_id, message=f"{len(payload)} bytes"))
+    gate(handle, data_id, path)

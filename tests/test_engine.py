@@ -72,15 +72,50 @@ def test_exception_that_cannot_be_pickled_gets_a_stand_in(mp_context):
         ({"progress": 1.5}, r"progress must be in \[0, 1\], got 1.5"),
         ({"progress": math.nan}, "got nan"),
         ({"progress": -0.1}, "got -0.1"),
+        ({"progress": 1.000001}, "got 1.000001"),
         ({"status": "started"}, "status must be a PreloadStatus"),
+        ({"progress": True}, "progress must be a number, got True"),
+        ({"progress": "0.5"}, "progress must be a number, got '0.5'"),
+        ({"message": 3}, "message must be a str or None, got 3"),
+        ({"exception": "bad"}, "exception must be an exception or None, got 'bad'"),
     ],
 )
 def test_bad_notify_in_a_worker_fails_the_job(fields, match):
     handle = run(("a", "b"), jobs.notify, **fields)
     for state in handle.states:
         assert state.status is S.failed
-        assert isinstance(state.exception, ValueError)
+        assert isinstance(state.exception, (TypeError, ValueError))
         assert re.search(match, str(state.exception))
+
+
+def test_a_state_that_cannot_be_pickled_fails_its_job():
+    with run(("a",), jobs.notify_a_lock, blocking=False) as handle:
+        assert handle.wait(10), "the job waits for a message that was never sent"
+    state = handle.get_state("a")
+    assert state.status is S.failed
+    assert isinstance(state.exception, TypeError)
+    assert "message must be a str or None, got <unlocked _thread.lock" in str(
+        state.exception
+    )
+    assert "notify_a_lock" in state.exception.__cause__.text
+
+
+def test_a_state_that_fails_to_send_fails_its_job_without_hanging(mp_context):
+    with run(("a", "b"), jobs.notify_unsendable, mp_context, blocking=False) as handle:
+        assert handle.wait(10), "a job waits for a message that was never sent"
+    for state in handle.states:
+        assert state.status is S.failed
+        assert state.message == "before"
+        assert isinstance(state.exception, RuntimeError)
+        assert str(state.exception).startswith(
+            f"a state reported for {state.data_id!r} could not be sent to the parent:"
+        )
+        assert "cannot pickle '_thread.lock' object" in str(state.exception)
+
+
+def test_progress_a_rounding_error_past_one_is_clamped(mp_context):
+    handle = run(("a",), jobs.progress_sums_to_one, mp_context)
+    assert handle.get_state("a") == PreloadState("a", S.completed, 1.0)
 
 
 def test_every_message_is_applied_before_the_final_status(mp_context):
@@ -290,3 +325,50 @@ def test_forkserver_imports_the_function_module_for_its_workers(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["inherited", "here"]
+
+
+def test_a_jobs_helper_thread_belongs_to_the_job(tmp_path):
+    with run(("a",), jobs.helper_thread, blocking=False) as handle:
+        assert wait_until(lambda: handle.get_state("a").message is not None)
+        assert handle.get_state("a").message == "helper found its job: True"
+        handle.cancel()
+        assert handle.wait(10)
+    assert handle.get_state("a") == PreloadState(
+        "a", S.cancelled, message="helper saw cancel"
+    )
+
+
+def test_a_subclass_download_thread_reports_and_sees_cancel():
+    handle = jobs.DownloadHandle(("a", "b"), silent=True, blocking=False)
+    with handle:
+        assert wait_until(
+            lambda: [s.message for s in handle.states] == ["downloading"] * 2
+        )
+        handle.cancel()
+        assert handle.wait(10)
+    assert handle.states == [
+        PreloadState(i, S.cancelled, message="download stopped") for i in "ab"
+    ]
+
+
+def test_a_big_parameter_goes_to_each_worker_once(tmp_path):
+    payload = b"x" * 5_000_000
+    ids = ("a", "b", "c")
+    with run(
+        ids,
+        jobs.gate_with_payload,
+        blocking=False,
+        max_workers=1,
+        path=str(tmp_path),
+        payload=payload,
+    ) as handle:
+        assert wait_until(lambda: handle.get_state("a").message is not None)
+        # The jobs handed to the pool carry their index and data id only.
+        pool = handle._ExecutorPreloadHandle__run.engine._runner._pool
+        jobs_sent = [item.args[0] for item in pool._pending_work_items.values()]
+        assert [job.data_id for job in jobs_sent] == list(ids)
+        assert all(len(pickle.dumps(job)) < 1000 for job in jobs_sent)
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+    assert [s.message for s in handle.states] == ["5000000 bytes"] * 3
+    assert statuses(handle) == [S.completed] * 3

@@ -198,7 +198,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def start_script(tmp_path, mode):
+def start_script(tmp_path, mode, env=None):
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     work = tmp_path / "work"
@@ -210,6 +210,7 @@ def start_script(tmp_path, mode):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as in a terminal
+        env=env,
     )
     return proc, work
 
@@ -263,7 +264,9 @@ def test_a_script_that_ends_without_close_leaves_nothing(tmp_path):
 
 
 def test_workers_and_manager_end_when_the_parent_is_killed(tmp_path):
-    proc, work = start_script(tmp_path, "killed")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc, work = start_script(tmp_path, "killed", {**os.environ, "TMPDIR": str(temp)})
     try:
         assert wait_until(lambda: len(list(work.glob("child-*"))) == 2, 30)
         ours = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
@@ -274,6 +277,8 @@ def test_workers_and_manager_end_when_the_parent_is_killed(tmp_path):
         proc.kill()
     # The forkserver and resource tracker end on their own too.
     assert gone(ours, timeout=5)
+    # The Manager removed the killed parent's multiprocessing temp folder.
+    assert list(temp.iterdir()) == []
 
 
 def test_a_worker_that_dies_beside_a_busy_one_is_noticed(tmp_path):

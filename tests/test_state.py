@@ -1,9 +1,12 @@
+import math
 import pickle
+import threading
 
 import pytest
 
 from preload import PreloadState, PreloadStatus
 from preload.display import format_table
+from preload.state import check_update
 
 
 def test_status_members_text_and_order():
@@ -75,3 +78,38 @@ def test_table_has_xcube_columns_and_formats():
     assert lines[3] == ["b", "FAILED", "-", "-", "boom"]
     html = format_table(states, "html")
     assert html.startswith("<table>") and "<td>38%</td>" in html.replace(" ", "")
+
+
+def test_check_update_clamps_progress_a_rounding_error_off():
+    ids = {"a"}
+    state = PreloadState("a", progress=0.34 + 0.56 + 0.1)
+    assert state.progress > 1.0
+    checked = check_update(state, ids)
+    assert checked.progress == 1.0 and type(checked.progress) is float
+    assert state.progress > 1.0  # the caller's state is left as it was
+    assert check_update(PreloadState("a", progress=-1e-12), ids).progress == 0.0
+    assert check_update(PreloadState("a", progress=1), ids).progress == 1.0
+    assert type(check_update(PreloadState("a", progress=1), ids).progress) is float
+    fine = PreloadState("a", progress=0.5, message="m")
+    assert check_update(fine, ids) is fine
+    for progress in (1 + 1e-8, -1e-8, math.nan, math.inf):
+        with pytest.raises(ValueError, match="progress must be in"):
+            check_update(PreloadState("a", progress=progress), ids)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"message": threading.Lock()}, "message must be a str or None"),
+        ({"message": b"bytes"}, "message must be a str or None"),
+        ({"progress": True}, "progress must be a number"),
+        ({"progress": "0.5"}, "progress must be a number"),
+        ({"status": "started"}, "status must be a PreloadStatus"),
+        ({"exception": "boom"}, "exception must be an exception or None"),
+    ],
+)
+def test_check_update_refuses_fields_of_the_wrong_type(fields, match):
+    # xcube's PreloadState takes any value; notify() checks them.
+    state = PreloadState("a", **fields)
+    with pytest.raises(TypeError, match=match):
+        check_update(state, {"a"})

@@ -53,7 +53,15 @@ from ..collector import Collector
 from ..errors import ResultLostError, WorkerDiedError, describe_exit
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
-from ..worker import CANCELLED, Job, Outcome, init_process, outcome_of, run_job
+from ..worker import (
+    CANCELLED,
+    Job,
+    JobFunction,
+    Outcome,
+    init_process,
+    outcome_of,
+    run_job,
+)
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -299,18 +307,23 @@ class PoolRunner:
     def _new_pool(self, indexes) -> None:
         self._generation += 1
         self._roster = Roster(self._context, self._max_workers, self._phases)
+        # The function and its parameters, the same for every job, go to each
+        # worker once; the jobs carry only their index and data id.
+        function = self._jobs[0].function
         self._pool = ProcessPoolExecutor(
             self._max_workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._end, self._roster, self._stops, os.getpid()),
+            initargs=(self._end, self._roster, self._stops, os.getpid(), function),
         )
         # The pool's own map of its workers (pid -> process); shutdown()
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
         for index in indexes:
             self._phases.set(index, QUEUED)
-            future = self._pool.submit(run_job, self._jobs[index])
+            future = self._pool.submit(
+                run_job, self._jobs[index]._replace(function=None)
+            )
             future.add_done_callback(
                 functools.partial(self._on_done, self._generation, index)
             )
@@ -435,13 +448,17 @@ class PoolRunner:
 
 
 def init_worker(
-    end: ChannelEnd, roster: Roster, stops: StopFlags, parent_pid: int
+    end: ChannelEnd,
+    roster: Roster,
+    stops: StopFlags,
+    parent_pid: int,
+    function: bytes | JobFunction,
 ) -> None:
     """Initializer of our pool's workers: a session of its own (its process
     group reaches what its jobs detach), then the worker's own setup."""
     with contextlib.suppress(PermissionError):  # a group leader already
         os.setsid()
-    init_process(end, roster, stops, parent_pid)
+    init_process(end, roster, stops, parent_pid, function)
 
 
 def terminate_trees(pids: list[int]) -> None:
