@@ -39,6 +39,7 @@ import psutil
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
+from .runners import is_dask_client
 from .runners.executor import ExecutorRunner
 from .runners.pool import PoolRunner
 from .state import PreloadState, PreloadStatus
@@ -193,6 +194,16 @@ class Engine:
         try:
             ids = frozenset(data_ids)
             jobs = [Job(i, d, function) for i, d in enumerate(data_ids)]
+            if is_dask_client(executor):
+                from .runners.dask import DaskChannel, DaskRunner
+
+                self.channel = DaskChannel(executor, ids, token)
+                self.channel.start(self.collector.deliver, self._channel_lost)
+                self._runner = DaskRunner(
+                    executor, jobs, self.channel, self.collector,
+                    timeout, cancel_grace, max_memory,
+                )  # fmt: skip
+                return
             if uses_threads(executor):
                 self.channel = ThreadChannel(ids, token)
             else:

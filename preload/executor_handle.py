@@ -14,6 +14,7 @@ from .display import choose_display, detect_mode, format_table
 from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
+from .runners import is_dask_client
 from .state import PreloadState, check_update
 from .states import StateTable
 from .validation import (
@@ -145,9 +146,11 @@ class ExecutorPreloadHandle(PreloadHandle):
         **preload_params: Any,
     ):
         ids = check_data_ids(data_ids)
-        if executor is not None and not isinstance(executor, Executor):
+        on_dask = is_dask_client(executor)
+        if executor is not None and not (isinstance(executor, Executor) or on_dask):
             raise TypeError(
-                f"executor must be a concurrent.futures.Executor, got {executor!r}"
+                "executor must be a concurrent.futures.Executor or a"
+                f" distributed.Client, got {executor!r}"
             )
         check_max_workers(max_workers)
         check_seconds("job_timeout", job_timeout)
@@ -155,12 +158,17 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("cancel_grace", cancel_grace)
         check_mp_context(mp_context)
         check_display(display)
-        if job_timeout is not None and executor is not None:
+        if on_dask and (max_workers is not None or mp_context is not None):
+            raise ValueError(
+                "max_workers and mp_context are for the handle's own process pool;"
+                " on a dask cluster, its workers run the jobs"
+            )
+        if job_timeout is not None and executor is not None and not on_dask:
             raise ValueError(
                 "job_timeout needs the handle's own process pool (executor=None):"
                 " only there can a job that does not stop be terminated"
             )
-        if memory_limit is not None and executor is not None:
+        if memory_limit is not None and executor is not None and not on_dask:
             raise ValueError(
                 "max_memory needs the handle's own process pool (executor=None):"
                 " only there can a job's processes be watched and terminated"

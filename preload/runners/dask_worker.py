@@ -1,0 +1,310 @@
+"""The dask task that runs one job, on a dask worker.
+
+dask cannot stop a running task, and a task that dies takes its worker with
+it. So a task does not run the job itself: it starts the job in a process of
+its own (``dask_child.py``; a fresh interpreter per job, in a session of its
+own, since a dask worker is daemonic and cannot start ``multiprocessing``
+children) and supervises it:
+
+* forwards the job's message batches as dask events (``log_event`` on the
+  run's topic), which the client's subscription hands to the collector;
+* tells the job to see ``cancelled`` when the run is cancelled (``raise_flag``,
+  which the parent broadcasts with ``client.run``) or its timeout passed;
+* kills the job's process group ``cancel_grace`` seconds later, or when it
+  holds more than ``max_memory``, or at once on ``kill`` (the parent's close);
+* returns the job's ``Outcome``; a job process that died fails its job alone,
+  naming the host and the pid, and the worker lives on.
+
+What a worker keeps of a run (``_runs``: its cancel flag and the job
+processes running now) is dropped by ``forget`` when the run is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import NamedTuple
+
+import psutil
+
+from ..errors import WorkerDiedError, describe_exit
+from ..state import PreloadStatus
+from ..worker import CANCELLED, Job, Outcome
+from .dask_child import (
+    MESSAGES,
+    OUTCOME,
+    RUN_CANCEL,
+    STOP,
+    DaskEnd,
+    split_frames,
+    write_frame,
+)
+from .pool import format_bytes, tree_memory
+
+TICK = 0.05
+"""Seconds between two looks at a job's deadlines while it sends nothing."""
+
+SAMPLE = 0.1
+"""Seconds between two samples of a job's memory, while a limit is set."""
+
+INSIGHT = 1.0
+"""Seconds between two reports of a job's CPU and memory to the parent."""
+
+EXIT_WAIT = 2.0
+"""Seconds a job's process gets to exit after it sent its outcome."""
+
+# Events on a run's topic: msgpack-able lists, their first item the kind.
+EV_MESSAGES = "m"  # ["m", pickled batch of messages]
+EV_BEGIN = "b"  # ["b", job index, host, pid of the job's process]
+EV_INSIGHT = "i"  # ["i", job index, CPU percent, resident bytes]
+EV_RUN_CANCEL = "c"  # ["c"]: a job cancelled the whole run
+
+
+class Limits(NamedTuple):
+    """What a task enforces on its job (seconds, bytes; None: no limit)."""
+
+    timeout: float | None
+    grace: float | None
+    max_memory: int | None
+
+
+def topic(token: str) -> str:
+    """The dask event topic of the run of *token*."""
+    return f"preload-{token}"
+
+
+class _Child:
+    """A job process, as its task and the broadcasts see it."""
+
+    def __init__(self, proc: subprocess.Popen, control: int):
+        self.proc = proc
+        self.control = control
+        self.lock = threading.Lock()
+        self.stopped_at: float | None = None  # told to see `cancelled`
+        self.reason: str | None = None  # why it was killed
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.stopped_at is None:
+                self.stopped_at = time.monotonic()
+                with contextlib.suppress(OSError):
+                    os.write(self.control, STOP)
+
+    def kill(self, reason: str) -> None:
+        with self.lock:
+            if self.reason is None:
+                self.reason = reason
+            # The job's session leader: its group holds all it started.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class _RunOnWorker:
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.children: set[_Child] = set()
+
+
+_lock = threading.Lock()
+_runs: dict[str, _RunOnWorker] = {}
+
+
+def raise_flag(token: str) -> None:
+    """The run of *token* is cancelled: its jobs on this worker see
+    ``cancelled``, its tasks not started yet end CANCELLED (``client.run``)."""
+    with _lock:
+        run = _runs.setdefault(token, _RunOnWorker())
+        run.cancelled = True
+        children = list(run.children)
+    for child in children:
+        child.stop()
+
+
+def kill(token: str) -> None:
+    """Kill the job processes of *token* on this worker (``client.run``)."""
+    with _lock:
+        run = _runs.setdefault(token, _RunOnWorker())
+        run.cancelled = True
+        children = list(run.children)
+    for child in children:
+        child.kill("cancel")
+
+
+def forget(token: str) -> int:
+    """Drop what this worker keeps of *token* (``client.run``); the number
+    of its job processes still running (0 after a clean release)."""
+    with _lock:
+        run = _runs.pop(token, None)
+    return 0 if run is None else sum(c.proc.poll() is None for c in run.children)
+
+
+def run_dask_job(job: Job, end: DaskEnd, function: bytes, limits: Limits) -> Outcome:
+    """The dask task of *job*: run it in a process of its own, supervised."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    name = topic(end.token)
+    with _lock:
+        run = _runs.setdefault(end.token, _RunOnWorker())
+        if run.cancelled:
+            return CANCELLED
+    control_read, control_write = os.pipe()
+    frames_read, frames_write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "preload.runners.dask_child",
+                str(control_read),
+                str(frames_write),
+            ],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(control_read, frames_write),
+            start_new_session=True,
+        )
+    finally:
+        os.close(control_read)
+        os.close(frames_write)
+    child = _Child(proc, control_write)
+    try:
+        with _lock:
+            run.children.add(child)
+            cancelled = run.cancelled
+        host = socket.gethostname()
+        worker.log_event(name, [EV_BEGIN, job.index, host, proc.pid])
+        job = job._replace(function=function)
+        write_frame(control_write, b"j", pickle.dumps((sys.path, job, end)))
+        if cancelled:
+            child.stop()
+        return _supervise(worker, end.token, job, child, frames_read, limits, host)
+    finally:
+        with _lock:
+            run.children.discard(child)
+        # Whatever the job left running goes with it. Its process is not
+        # reaped yet, so its group id cannot have been reused.
+        child.kill(child.reason or "ended")
+        proc.wait()
+        os.close(frames_read)
+        os.close(control_write)
+
+
+def _supervise(
+    worker, token: str, job: Job, child: _Child, fd: int, limits: Limits, host: str
+) -> Outcome:
+    proc = child.proc
+    name = topic(token)
+    started = time.monotonic()
+    timed_out: float | None = None
+    next_sample = started + SAMPLE
+    next_insight = started + INSIGHT
+    peak = 0
+    buffer = bytearray()
+    usage = psutil.Process(proc.pid)
+    with contextlib.suppress(psutil.Error):
+        usage.cpu_percent(None)
+    while True:
+        ready, _, _ = select.select([fd], [], [], TICK)
+        if not ready and _exit_code(proc.pid, 0) is not None:
+            # Ended, and no end of file: something it started holds the pipe.
+            break
+        if ready:
+            data = os.read(fd, 1 << 16)
+            if not data:
+                break
+            buffer += data
+            for kind, payload in split_frames(buffer):
+                if kind == MESSAGES:
+                    worker.log_event(name, [EV_MESSAGES, payload])
+                elif kind == RUN_CANCEL:
+                    raise_flag(token)
+                    worker.log_event(name, [EV_RUN_CANCEL])
+                elif kind == OUTCOME:
+                    outcome = pickle.loads(payload)
+                    _exit_code(proc.pid, EXIT_WAIT)
+                    if timed_out is not None:
+                        return Outcome(
+                            PreloadStatus.failed.value,
+                            _timeout_error(job, limits, terminated=False),
+                            outcome.tail,
+                            outcome.sent,
+                        )
+                    return outcome
+        now = time.monotonic()
+        grace = limits.grace
+        if child.stopped_at is not None and grace is not None and timed_out is None:
+            if now - child.stopped_at > grace:
+                child.kill("cancel")
+        if limits.timeout is not None and timed_out is None:
+            if now - started > limits.timeout and child.stopped_at is None:
+                timed_out = now
+                child.stop()
+        if timed_out is not None and grace is not None and now - timed_out > grace:
+            child.kill("timeout")
+        if limits.max_memory is not None and now >= next_sample:
+            next_sample = now + SAMPLE
+            used = tree_memory(proc.pid)
+            peak = max(peak, used)
+            if used > limits.max_memory:
+                child.kill("memory")
+        if now >= next_insight:
+            next_insight = now + INSIGHT
+            with contextlib.suppress(psutil.Error):
+                cpu = usage.cpu_percent(None)
+                worker.log_event(
+                    name, [EV_INSIGHT, job.index, cpu, tree_memory(proc.pid)]
+                )
+    # The job's process ended without an outcome.
+    code = _exit_code(proc.pid)
+    failed = PreloadStatus.failed.value
+    if child.reason == "cancel":
+        return CANCELLED
+    if child.reason == "timeout":
+        return Outcome(failed, _timeout_error(job, limits, terminated=True))
+    if child.reason == "memory":
+        return Outcome(
+            failed,
+            MemoryError(
+                f"{job.data_id!r} used more memory than its limit of"
+                f" {format_bytes(limits.max_memory)} (max_memory): peak"
+                f" {format_bytes(peak)} seen in its process and that process's"
+                " children; it was terminated"
+            ),
+        )
+    what = describe_exit(proc.pid, code).replace("worker process", "job process", 1)
+    return Outcome(
+        failed,
+        WorkerDiedError(f"{what} on {host} (dask worker {worker.address})"),
+    )
+
+
+def _exit_code(pid: int, timeout: float | None = None) -> int | None:
+    """The exit code of child *pid* (negative: the signal that killed it)
+    once it has ended, without reaping it; None if *timeout* passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if result is not None and result.si_pid == pid:
+            if result.si_code == os.CLD_EXITED:
+                return result.si_status
+            return -result.si_status
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+
+
+def _timeout_error(job: Job, limits: Limits, terminated: bool) -> TimeoutError:
+    text = f"{job.data_id!r} exceeded its timeout of {limits.timeout:g} s"
+    if terminated:
+        text += f" and was terminated {limits.grace:g} s later (cancel_grace)"
+    return TimeoutError(text)
