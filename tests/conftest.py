@@ -12,7 +12,9 @@ import pytest
 HELPERS = ("resource_tracker", "forkserver")
 # Nor are zarr's event loop thread and its thread pools (started on first use,
 # kept until exit; asyncio_N run its loop's file I/O).
-FOREIGN_THREADS = ("zarr_io", "zarr_pool", "asyncio_")
+# distributed's offload pool (distributed.utils._offload_executor) starts on
+# first use and is never shut down, whatever clients and clusters closed.
+FOREIGN_THREADS = ("zarr_io", "zarr_pool", "asyncio_", "Dask-Offload")
 
 
 def our_processes() -> list[psutil.Process]:

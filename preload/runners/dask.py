@@ -27,7 +27,6 @@ import contextlib
 import pickle
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 from distributed import Client, as_completed

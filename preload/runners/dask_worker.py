@@ -240,15 +240,13 @@ def _supervise(
                     return outcome
         now = time.monotonic()
         grace = limits.grace
-        if child.stopped_at is not None and grace is not None and timed_out is None:
-            if now - child.stopped_at > grace:
-                child.kill("cancel")
-        if limits.timeout is not None and timed_out is None:
-            if now - started > limits.timeout and child.stopped_at is None:
+        stopped = child.stopped_at
+        if timed_out is None and stopped is None and limits.timeout is not None:
+            if now - started > limits.timeout:
                 timed_out = now
                 child.stop()
-        if timed_out is not None and grace is not None and now - timed_out > grace:
-            child.kill("timeout")
+        elif grace is not None and stopped is not None and now - stopped > grace:
+            child.kill("cancel" if timed_out is None else "timeout")
         if limits.max_memory is not None and now >= next_sample:
             next_sample = now + SAMPLE
             used = tree_memory(proc.pid)

@@ -1,0 +1,355 @@
+"""The same preload functions on a dask.distributed cluster (a LocalCluster of
+two worker processes, one thread each): states, cancel, timeouts, crashes,
+a worker lost mid-run, and a cluster left as it was found."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytest.importorskip("distributed")
+
+import distributed
+
+from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
+from preload.errors import RemoteTraceback, WorkerDiedError
+from preload.runners import dask_worker
+
+import jobs
+from conftest import wait_until
+
+S = PreloadStatus
+IDS = ("tt-data/tinky-winky.nc", "tt-data/dipsy.zarr", "tt-data/laa-laa.tiff")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        yield client
+
+
+def run(data_ids, function, client, **kwargs):
+    kwargs.setdefault("silent", True)
+    return ExecutorPreloadHandle(data_ids, function, executor=client, **kwargs)
+
+
+def statuses(handle):
+    return [s.status for s in handle.states]
+
+
+def worker_pids(client) -> set[int]:
+    return set(client.run(os.getpid).values())
+
+
+def job_processes(client) -> list[int]:
+    """Processes under the cluster's workers: job processes, and theirs."""
+    found = []
+    for pid in worker_pids(client):
+        found += [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    return found
+
+
+def gone(pids, timeout=5.0) -> bool:
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_seed_scenario_ends_as_on_processes(client):
+    workers = worker_pids(client)
+    handle = run(IDS, jobs.ticks, client)
+    assert handle.done
+    assert handle.states == [PreloadState(i, S.completed, 1.0, "Done.") for i in IDS]
+    assert worker_pids(client) == workers
+
+
+def test_failure_keeps_exception_and_job_traceback(client):
+    handle = run(("bad",), jobs.fail, client)
+    [bad] = handle.states
+    assert (bad.status, bad.message) == (S.failed, "about to fail")
+    assert isinstance(bad.exception, ValueError)
+    assert str(bad.exception) == "cannot preload bad"
+    assert isinstance(bad.exception.__cause__, RemoteTraceback)
+    assert "in fail" in bad.exception.__cause__.text
+
+
+def test_many_messages_arrive_in_order_before_the_final_status(client):
+    handle = run(("a", "b"), jobs.many_messages, client, n=300)
+    for state in handle.states:
+        assert (state.status, state.progress, state.message) == (
+            S.completed,
+            1.0,
+            "m299",
+        )
+
+
+def test_cooperative_cancel(client, tmp_path):
+    ids = ("a", "b", "c", "d")
+    handle = run(ids, jobs.gate, client, blocking=False, path=str(tmp_path))
+    with handle:
+        assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+        running = {p.name.removeprefix("started-") for p in tmp_path.glob("started-*")}
+        queued = set(ids) - running
+        state = handle.get_state
+        assert wait_until(lambda: all(state(i).status is S.started for i in running))
+        began = time.monotonic()
+        handle.cancel()
+        assert handle.cancelled
+        # Jobs not begun are CANCELLED when cancel() returns.
+        assert {state(i).status for i in queued} == {S.cancelled}
+        assert handle.wait(10)
+        # Running jobs saw `cancelled` (through their task's pipe) and returned.
+        assert time.monotonic() - began < 2
+        assert statuses(handle) == [S.cancelled] * 4
+        assert len(list(tmp_path.glob("started-*"))) == 2
+
+
+def test_forced_cancel_after_the_grace_keeps_the_workers(client, tmp_path):
+    workers = worker_pids(client)
+    handle = run(
+        ("a", "b"),
+        jobs.stubborn,
+        client,
+        blocking=False,
+        cancel_grace=0.3,
+        path=str(tmp_path),
+    )
+    with handle:
+        assert wait_until(lambda: len(list(tmp_path.glob("child-*"))) == 2, 30)
+        children = [int(p.read_text()) for p in tmp_path.glob("child-*")]
+        jobs_ = [int(p.read_text()) for p in tmp_path.glob("started-*")]
+        handle.cancel()
+        assert not handle.done
+        assert handle.wait(0.3 + 5)
+        assert statuses(handle) == [S.cancelled] * 2
+        assert gone(children + jobs_), "a job or its child survived"
+    assert worker_pids(client) == workers
+
+
+def test_timeouts_cooperative_and_forced(client, tmp_path):
+    roles = {"slow": "steady:5", "stuck": "stubborn"}
+    handle = run(
+        list(roles),
+        jobs.mixed,
+        client,
+        job_timeout=0.5,
+        cancel_grace=0.3,
+        path=str(tmp_path),
+        roles=roles,
+    )
+    slow, stuck = handle.states
+    assert slow.status is S.failed
+    assert str(slow.exception) == "'slow' exceeded its timeout of 0.5 s"
+    assert stuck.status is S.failed
+    assert isinstance(stuck.exception, TimeoutError)
+    assert "terminated 0.3 s later (cancel_grace)" in str(stuck.exception)
+    assert gone([int(Path(tmp_path, "child-stuck").read_text())])
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [("exit", "exited with code 3"), ("sigkill", "was killed by SIGKILL")],
+)
+def test_a_job_that_dies_fails_alone_naming_host_and_pid(client, tmp_path, how, words):
+    workers = worker_pids(client)
+    roles = {"crash": f"crash:{how}", "steady": "steady:0.3"}
+    handle = run(list(roles), jobs.mixed, client, path=str(tmp_path), roles=roles)
+    crash, steady = handle.states
+    assert crash.status is S.failed
+    assert isinstance(crash.exception, WorkerDiedError)
+    [pid] = [p.name.rsplit("-", 1)[1] for p in tmp_path.glob("pid-crash-*")]
+    text = str(crash.exception)
+    assert f"job process {pid} {words} on {os.uname().nodename}" in text, text
+    assert "dask worker tcp://" in text
+    assert steady.status is S.completed
+    assert worker_pids(client) == workers
+
+
+def test_a_job_past_its_memory_limit_fails(client):
+    handle = run(("hog", "light"), jobs.hog, client, max_memory="200MB")
+    hog, light = handle.states
+    assert hog.status is S.failed
+    assert isinstance(hog.exception, MemoryError)
+    assert "200 MB" in str(hog.exception)
+    assert light.status is S.completed
+
+
+def test_a_job_that_cancels_the_whole_run(client, tmp_path):
+    ids = ("canceller", "other")
+    roles = {"canceller": "steady:0.1", "other": "gate"}
+
+    handle = run(ids, _cancel_run, client, blocking=False, path=str(tmp_path))
+    with handle:
+        assert handle.wait(10)
+        assert handle.cancelled
+        assert handle.get_state("other").status is S.cancelled
+    del roles
+
+
+def _cancel_run(handle, data_id, path):
+    if data_id == "canceller":
+        wait_until(lambda: Path(path, "started-other").exists())
+        handle.cancel()
+    else:
+        jobs.gate(handle, data_id, path)
+
+
+def test_close_leaves_the_cluster_and_the_client_as_found(client, tmp_path):
+    def topics(dask_scheduler):
+        return sorted(dask_scheduler._broker._topics)
+
+    def plugins(dask_scheduler):
+        return sorted(dask_scheduler.plugins)
+
+    before = (
+        client.run_on_scheduler(topics),
+        client.run_on_scheduler(plugins),
+        dict(client._event_handlers),
+    )
+    handle = run(
+        ("a", "b", "c"),
+        jobs.stubborn,
+        client,
+        blocking=False,
+        cancel_grace=0.2,
+        path=str(tmp_path),
+    )
+    assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+    handle.close()
+    assert statuses(handle) == [S.cancelled] * 3
+    after = (
+        client.run_on_scheduler(topics),
+        client.run_on_scheduler(plugins),
+        dict(client._event_handlers),
+    )
+    assert after == before
+    assert client.who_has() == {}
+    assert client.run(lambda: len(dask_worker._runs)) == dict.fromkeys(
+        client.scheduler_info(n_workers=-1)["workers"], 0
+    )
+    assert wait_until(lambda: not job_processes(client), 5)
+
+
+def test_wrong_options_for_a_cluster_are_refused(client):
+    with pytest.raises(ValueError, match="max_workers and mp_context"):
+        run(("a",), jobs.ticks, client, max_workers=2)
+    with pytest.raises(ValueError, match="max_workers and mp_context"):
+        run(("a",), jobs.ticks, client, mp_context="spawn")
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from distributed import Client
+    from preload import ExecutorPreloadHandle, PreloadState
+
+    class MainError(Exception):
+        pass
+
+    def job(handle, data_id, suffix):
+        if data_id == "bad":
+            raise MainError("from main")
+        handle.notify(PreloadState(data_id, message=data_id + suffix))
+
+    if __name__ == "__main__":
+        with Client(sys.argv[1]) as client:
+            for function, kwargs in [
+                (job, {"suffix": "!"}),
+                (lambda h, d: h.notify(PreloadState(d, message="lambda")), {}),
+            ]:
+                handle = ExecutorPreloadHandle(
+                    ["a", "bad"], function, executor=client, silent=True, **kwargs
+                )
+                for s in handle.states:
+                    print(s.status, s.message, type(s.exception).__name__)
+    """
+)
+
+
+def test_functions_from_main_run_on_the_cluster(cluster, tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, str(script), cluster.scheduler_address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "COMPLETED a! NoneType\nFAILED None MainError\n"
+        "COMPLETED lambda NoneType\nCOMPLETED lambda NoneType\n"
+    )
+
+
+def test_convert_on_the_cluster(client, tmp_path):
+    pytest.importorskip("xarray")
+    convert = pytest.importorskip("preload.convert", exc_type=ImportError)
+    import xarray as xr
+
+    from preload.convert.samples import write_sample
+
+    source = write_sample(tmp_path / "a.nc", 0.3)
+    cache = tmp_path / "cache"
+    handle = run([str(source)], convert.preload_data, client, cache_dir=str(cache))
+    [state] = handle.states
+    assert state.status is S.completed, state.exception
+    [store] = cache.iterdir()
+    with (
+        xr.open_dataset(source, engine="h5netcdf") as expected,
+        xr.open_zarr(store) as actual,
+    ):
+        assert actual.identical(expected)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_never_hangs(tmp_path):
+    # A cluster of its own: the killed worker's nanny starts a new one.
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        handle = run(
+            ("a", "b"),
+            jobs.steady,
+            client,
+            blocking=False,
+            path=str(tmp_path),
+            seconds=1.5,
+        )
+        with handle:
+            assert wait_until(lambda: len(list(tmp_path.glob("pid-*"))) == 2, 30)
+            first = {int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("pid-a-*")}
+            [job_pid] = first
+            worker = psutil.Process(job_pid).ppid()
+            os.kill(worker, signal.SIGKILL)
+            assert handle.wait(20)
+            a, b = handle.states
+            assert b.status is S.completed
+            # Run again elsewhere (or, after dask's allowed failures, FAILED).
+            assert a.status is S.completed or isinstance(a.exception, WorkerDiedError)
+            assert gone([job_pid]), "the job process outlived its worker"
