@@ -122,8 +122,25 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         choices=multiprocessing.get_all_start_methods(),
         help="how worker processes start (default: forkserver, or spawn)",
     )
+    run.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        help="run on a dask cluster: its scheduler's address (tcp://host:8786),"
+        " or local:N for a local cluster of N worker processes (needs the"
+        " dask extra)",
+    )
     run.add_argument("--json", type=Path, help="write the final states as JSON lines")
     return parser, run
+
+
+def _scheduler(text: str) -> str:
+    if text.startswith("local:"):
+        _count(text.removeprefix("local:"))
+    elif "://" not in text and ":" not in text:
+        raise argparse.ArgumentTypeError(
+            f"expected an address such as tcp://host:8786, or local:N, got {text!r}"
+        )
+    return text
 
 
 def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> None:
@@ -220,6 +237,8 @@ def run_function(args: argparse.Namespace) -> int:
     }
     if args.cancel_grace is not None:
         options["cancel_grace"] = args.cancel_grace
+    if args.scheduler is not None:
+        return run_on_dask(args, ids, function, options, params)
     executor = ThreadPoolExecutor(args.jobs) if args.threads else None
     if executor is None:
         options["max_workers"] = args.jobs
@@ -236,6 +255,33 @@ def run_function(args: argparse.Namespace) -> int:
         write_json(args.json, handle.states)
     completed = all(s.status is PreloadStatus.completed for s in handle.states)
     return 0 if completed else 1
+
+
+def run_on_dask(args, ids, function, options, params) -> int:
+    """``preload run --scheduler``: the jobs on a dask cluster."""
+    for given, name in [
+        (args.threads, "--threads"),
+        (args.jobs, "--jobs"),
+        (args.start_method, "--start-method"),
+    ]:
+        if given:
+            raise UsageError(f"{name} is for local workers; --scheduler runs on dask's")
+    try:
+        from .runners.dask import connect
+    except ImportError as exc:
+        raise UsageError(
+            f"--scheduler needs dask.distributed ({describe(exc)}):"
+            " pip install 'preload-engine[dask]'"
+        ) from None
+    options.pop("mp_context")
+    with connect(args.scheduler) as client:
+        try:
+            handle = ExecutorPreloadHandle(ids, function, client, **options, **params)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+    if args.json is not None:
+        write_json(args.json, handle.states)
+    return 0 if all(s.status is PreloadStatus.completed for s in handle.states) else 1
 
 
 def write_json(path: Path, states) -> None:

@@ -5,6 +5,7 @@ a worker lost mid-run, and a cluster left as it was found."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from preload.runners import dask_worker
 
 import jobs
 from conftest import wait_until
+from tests_support import preload
 
 S = PreloadStatus
 IDS = ("tt-data/tinky-winky.nc", "tt-data/dipsy.zarr", "tt-data/laa-laa.tiff")
@@ -353,3 +355,31 @@ def test_a_worker_killed_mid_run_never_hangs(tmp_path):
             # Run again elsewhere (or, after dask's allowed failures, FAILED).
             assert a.status is S.completed or isinstance(a.exception, WorkerDiedError)
             assert gone([job_pid]), "the job process outlived its worker"
+
+
+def test_preload_run_on_a_scheduler(cluster, tmp_path):
+    out = tmp_path / "states.jsonl"
+    args = ["run", "preload.demo:preload_data", "a", "b", "--param", "duration=0.2"]
+    result = preload(
+        *args, "--scheduler", cluster.scheduler_address, "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    states = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [s["status"] for s in states] == ["completed", "completed"]
+    for extra, error in [
+        (["--scheduler", "nowhere"], "expected an address such as tcp://host:8786"),
+        (["--scheduler", "local:2", "--threads"], "--threads is for local workers"),
+    ]:
+        usage = preload(*args, *extra)
+        assert usage.returncode == 2
+        assert error in usage.stderr, usage.stderr
+
+
+@pytest.mark.slow
+def test_preload_run_on_a_local_cluster_of_its_own(tmp_path):
+    out = tmp_path / "states.jsonl"
+    args = ["run", "preload.demo:preload_data", "a", "b", "--param", "duration=0.2"]
+    result = preload(*args, "--scheduler", "local:2", "--json", str(out), timeout=120)
+    assert result.returncode == 0, result.stderr
+    states = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [s["status"] for s in states] == ["completed", "completed"]

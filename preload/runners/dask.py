@@ -27,9 +27,9 @@ import contextlib
 import pickle
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from distributed import Client, as_completed
+from distributed import Client, LocalCluster, as_completed
 from distributed import Future as DaskFuture
 from distributed.scheduler import KilledWorker
 
@@ -251,3 +251,25 @@ class DaskRunner:
 
     def abort(self) -> None:
         self.cancel()
+
+
+@contextlib.contextmanager
+def connect(scheduler: str) -> Iterator[Client]:
+    """A client of the cluster *scheduler* names: an address (``tcp://host:8786``),
+    or ``local:N`` for a LocalCluster of N single-threaded worker processes that
+    we start, and stop when the block ends."""
+    if scheduler.startswith("local:"):
+        workers = int(scheduler.removeprefix("local:"))
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
