@@ -245,7 +245,8 @@ def test_close_leaves_the_cluster_and_the_client_as_found(client, tmp_path):
         dict(client._event_handlers),
     )
     assert after == before
-    assert client.who_has() == {}
+    # Released (the function scattered once) as the scheduler hears of it.
+    assert wait_until(lambda: client.who_has() == {}, 5)
     assert client.run(lambda: len(dask_worker._runs)) == dict.fromkeys(
         client.scheduler_info(n_workers=-1)["workers"], 0
     )
@@ -326,6 +327,11 @@ def test_convert_on_the_cluster(client, tmp_path):
         assert actual.identical(expected)
 
 
+def _recorded_gate(handle, data_id, path):
+    jobs.record_pid(path, data_id)
+    jobs.gate(handle, data_id, path)
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_never_hangs(tmp_path):
     # A cluster of its own: the killed worker's nanny starts a new one.
@@ -336,25 +342,26 @@ def test_a_worker_killed_mid_run_never_hangs(tmp_path):
         distributed.Client(cluster) as client,
     ):
         handle = run(
-            ("a", "b"),
-            jobs.steady,
-            client,
-            blocking=False,
-            path=str(tmp_path),
-            seconds=1.5,
+            ("a", "b"), _recorded_gate, client, blocking=False, path=str(tmp_path)
         )
         with handle:
             assert wait_until(lambda: len(list(tmp_path.glob("pid-*"))) == 2, 30)
-            first = {int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("pid-a-*")}
-            [job_pid] = first
-            worker = psutil.Process(job_pid).ppid()
+            [job_pid] = [
+                int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("pid-a-*")
+            ]
+            [worker] = [
+                pid
+                for pid in worker_pids(client)
+                if job_pid in [p.pid for p in psutil.Process(pid).children(True)]
+            ]
             os.kill(worker, signal.SIGKILL)
+            assert gone([job_pid]), "the job process outlived its worker"
+            Path(tmp_path, "open").touch()
             assert handle.wait(20)
             a, b = handle.states
             assert b.status is S.completed
             # Run again elsewhere (or, after dask's allowed failures, FAILED).
             assert a.status is S.completed or isinstance(a.exception, WorkerDiedError)
-            assert gone([job_pid]), "the job process outlived its worker"
 
 
 def test_preload_run_on_a_scheduler(cluster, tmp_path):

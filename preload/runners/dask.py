@@ -148,6 +148,7 @@ class DaskRunner:
         timeout: float | None,
         cancel_grace: float | None,
         max_memory: int | None,
+        function_module: str | None = None,
     ):
         self._client = client
         self._jobs = jobs
@@ -164,6 +165,8 @@ class DaskRunner:
             end=channel.end,
             function=self._function,
             limits=limits,
+            # Imported once per worker, by the helper that forks job processes.
+            modules=(function_module,) if function_module else (),
             key=keys,
             pure=False,
             retries=0,

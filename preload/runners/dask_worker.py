@@ -27,7 +27,6 @@ import pickle
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ from .dask_child import (
     split_frames,
     write_frame,
 )
+from .dask_zygote import Zygote
 from .pool import format_bytes, tree_memory
 
 TICK = 0.05
@@ -84,8 +84,8 @@ def topic(token: str) -> str:
 class _Child:
     """A job process, as its task and the broadcasts see it."""
 
-    def __init__(self, proc: subprocess.Popen, control: int):
-        self.proc = proc
+    def __init__(self, pid: int, control: int):
+        self.pid = pid
         self.control = control
         self.lock = threading.Lock()
         self.stopped_at: float | None = None  # told to see `cancelled`
@@ -104,7 +104,7 @@ class _Child:
                 self.reason = reason
             # The job's session leader: its group holds all it started.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
 
 
 class _RunOnWorker:
@@ -138,69 +138,67 @@ def kill(token: str) -> None:
         child.kill("cancel")
 
 
-def forget(token: str) -> int:
-    """Drop what this worker keeps of *token* (``client.run``); the number
-    of its job processes still running (0 after a clean release)."""
+def forget(token: str) -> None:
+    """Drop what this worker keeps of *token* (``client.run``); the last run
+    on this worker stops the helper that forks job processes."""
     with _lock:
-        run = _runs.pop(token, None)
-    return 0 if run is None else sum(c.proc.poll() is None for c in run.children)
+        _runs.pop(token, None)
+        idle = not _runs
+    if idle:
+        Zygote.stop()
 
 
-def run_dask_job(job: Job, end: DaskEnd, function: bytes, limits: Limits) -> Outcome:
-    """The dask task of *job*: run it in a process of its own, supervised."""
+def run_dask_job(
+    job: Job, end: DaskEnd, function: bytes, limits: Limits, modules: tuple[str, ...]
+) -> Outcome:
+    """The dask task of *job*: run it in a process of its own, supervised.
+    *modules*: what the helper that forks job processes imports up front."""
     from distributed import get_worker
 
     worker = get_worker()
-    name = topic(end.token)
     with _lock:
         run = _runs.setdefault(end.token, _RunOnWorker())
         if run.cancelled:
             return CANCELLED
     control_read, control_write = os.pipe()
     frames_read, frames_write = os.pipe()
+    zygote = Zygote.get()
     try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "preload.runners.dask_child",
-                str(control_read),
-                str(frames_write),
-            ],
-            stdin=subprocess.DEVNULL,
-            pass_fds=(control_read, frames_write),
-            start_new_session=True,
-        )
-    finally:
-        os.close(control_read)
-        os.close(frames_write)
-    child = _Child(proc, control_write)
+        pid = zygote.fork(control_read, frames_write, modules)
+    except BaseException:
+        for fd in (control_read, control_write, frames_read, frames_write):
+            os.close(fd)
+        raise
+    os.close(control_read)
+    os.close(frames_write)
+    child = _Child(pid, control_write)
     try:
         with _lock:
             run.children.add(child)
             cancelled = run.cancelled
         host = socket.gethostname()
-        worker.log_event(name, [EV_BEGIN, job.index, host, proc.pid])
+        worker.log_event(topic(end.token), [EV_BEGIN, job.index, host, pid])
         job = job._replace(function=function)
-        write_frame(control_write, b"j", pickle.dumps((sys.path, job, end)))
+        with contextlib.suppress(OSError):  # it died at once: its exit says why
+            write_frame(control_write, b"j", pickle.dumps((sys.path, job, end)))
         if cancelled:
             child.stop()
-        return _supervise(worker, end.token, job, child, frames_read, limits, host)
+        return _supervise(worker, end.token, job, child, frames_read, limits, zygote)
     finally:
         with _lock:
             run.children.discard(child)
-        # Whatever the job left running goes with it. Its process is not
-        # reaped yet, so its group id cannot have been reused.
-        child.kill(child.reason or "ended")
-        proc.wait()
+        if not zygote.wait(pid, 0):
+            child.kill(child.reason or "ended")
+        zygote.wait(pid, EXIT_WAIT)
+        zygote.exit_code(pid)
         os.close(frames_read)
         os.close(control_write)
 
 
 def _supervise(
-    worker, token: str, job: Job, child: _Child, fd: int, limits: Limits, host: str
+    worker, token: str, job: Job, child: _Child, fd: int, limits: Limits, zygote
 ) -> Outcome:
-    proc = child.proc
+    pid = child.pid
     name = topic(token)
     started = time.monotonic()
     timed_out: float | None = None
@@ -208,12 +206,12 @@ def _supervise(
     next_insight = started + INSIGHT
     peak = 0
     buffer = bytearray()
-    usage = psutil.Process(proc.pid)
+    usage = psutil.Process(pid)
     with contextlib.suppress(psutil.Error):
         usage.cpu_percent(None)
     while True:
         ready, _, _ = select.select([fd], [], [], TICK)
-        if not ready and _exit_code(proc.pid, 0) is not None:
+        if not ready and zygote.wait(pid, 0):
             # Ended, and no end of file: something it started holds the pipe.
             break
         if ready:
@@ -229,7 +227,7 @@ def _supervise(
                     worker.log_event(name, [EV_RUN_CANCEL])
                 elif kind == OUTCOME:
                     outcome = pickle.loads(payload)
-                    _exit_code(proc.pid, EXIT_WAIT)
+                    zygote.wait(pid, EXIT_WAIT)
                     if timed_out is not None:
                         return Outcome(
                             PreloadStatus.failed.value,
@@ -249,7 +247,7 @@ def _supervise(
             child.kill("cancel" if timed_out is None else "timeout")
         if limits.max_memory is not None and now >= next_sample:
             next_sample = now + SAMPLE
-            used = tree_memory(proc.pid)
+            used = tree_memory(pid)
             peak = max(peak, used)
             if used > limits.max_memory:
                 child.kill("memory")
@@ -257,11 +255,10 @@ def _supervise(
             next_insight = now + INSIGHT
             with contextlib.suppress(psutil.Error):
                 cpu = usage.cpu_percent(None)
-                worker.log_event(
-                    name, [EV_INSIGHT, job.index, cpu, tree_memory(proc.pid)]
-                )
+                worker.log_event(name, [EV_INSIGHT, job.index, cpu, tree_memory(pid)])
     # The job's process ended without an outcome.
-    code = _exit_code(proc.pid)
+    zygote.wait(pid, None)
+    code = zygote.exit_code(pid)
     failed = PreloadStatus.failed.value
     if child.reason == "cancel":
         return CANCELLED
@@ -277,28 +274,15 @@ def _supervise(
                 " children; it was terminated"
             ),
         )
-    what = describe_exit(proc.pid, code).replace("worker process", "job process", 1)
+    host = socket.gethostname()
+    if code is None:
+        what = f"job process {pid} ended (how is unknown: its helper process died)"
+    else:
+        what = describe_exit(pid, code).replace("worker process", "job process", 1)
     return Outcome(
         failed,
         WorkerDiedError(f"{what} on {host} (dask worker {worker.address})"),
     )
-
-
-def _exit_code(pid: int, timeout: float | None = None) -> int | None:
-    """The exit code of child *pid* (negative: the signal that killed it)
-    once it has ended, without reaping it; None if *timeout* passed first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if result is not None and result.si_pid == pid:
-            if result.si_code == os.CLD_EXITED:
-                return result.si_status
-            return -result.si_status
-        if deadline is not None and time.monotonic() > deadline:
-            return None
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
 
 
 def _timeout_error(job: Job, limits: Limits, terminated: bool) -> TimeoutError:
