@@ -167,7 +167,8 @@ class Engine:
         self._runner: PoolRunner | ExecutorRunner | None = None
         self.display = None
         if make_display is not None:
-            running = self._running_pids if executor is None else None
+            ours = executor is None or is_dask_client(executor)
+            running = self._running_pids if ours else None
             self.display = make_display(self.table, running, self.cancel)
         self.collector = Collector(self.table, self.display, self._release_soon)
 
@@ -235,9 +236,9 @@ class Engine:
             self.close(grace=0)
             raise
 
-    def _running_pids(self) -> dict[str, int]:
+    def _running_pids(self) -> dict[str, Any]:
         runner = self._runner
-        return runner.running_pids() if isinstance(runner, PoolRunner) else {}
+        return runner.running_pids() if hasattr(runner, "running_pids") else {}
 
     @property
     def cancel_requested(self) -> bool:

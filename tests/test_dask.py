@@ -332,6 +332,32 @@ def _recorded_gate(handle, data_id, path):
     jobs.gate(handle, data_id, path)
 
 
+def test_displays_show_where_each_job_runs_with_its_cpu_and_memory(client, tmp_path):
+    from preload.display.table import live_html, live_text
+
+    handle = run(("a", "b"), _recorded_gate, client, blocking=False, path=str(tmp_path))
+    with handle:
+        engine = handle._ExecutorPreloadHandle__run.engine
+        assert wait_until(lambda: len(list(tmp_path.glob("pid-*"))) == 2, 30)
+        pids = {
+            p.name.split("-")[1]: p.name.split("-")[2] for p in tmp_path.glob("pid-*")
+        }
+        # Each job's worker reports its CPU and memory about once a second.
+        samples = engine._running_pids
+        assert wait_until(lambda: all(s.rss for s in samples().values()), 5)
+        host = os.uname().nodename
+        for data_id, sample in samples().items():
+            assert sample.where == f"{host} {pids[data_id]}"
+            assert sample.rss > 1e6 and sample.cpu >= 0
+        view = engine.table.view(10)
+        text = "\n".join(live_text(view, samples(), width=200))
+        assert "Where" in text and f"{host} {pids['a']}" in text
+        assert "<th>Where</th>" in live_html(view, samples())
+        Path(tmp_path, "open").touch()
+        assert handle.wait(10)
+        assert samples() == {}
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_never_hangs(tmp_path):
     # A cluster of its own: the killed worker's nanny starts a new one.

@@ -13,17 +13,19 @@ REFRESH = 1.0
 
 
 class Sample(NamedTuple):
-    cpu: float
-    """Percent of one CPU since the previous sample."""
-    rss: int
+    cpu: float | None
+    """Percent of one CPU since the previous sample (None: not sampled yet)."""
+    rss: int | None
     """Resident memory in bytes."""
+    where: str | None = None
+    """Where the job runs, if not in a worker of ours ("host pid 123")."""
 
 
 class Insight:
     """Samples, about once a second, the workers that run jobs now."""
 
-    def __init__(self, running: Callable[[], dict[str, int]]):
-        self._running = running  # data id -> worker pid
+    def __init__(self, running: Callable[[], dict[str, int | Sample]]):
+        self._running = running  # data id -> worker pid, or a remote sample
         self._procs: dict[int, psutil.Process] = {}
         self._samples: dict[str, Sample] = {}
         self._next = 0.0
@@ -36,6 +38,9 @@ class Insight:
         samples = {}
         procs = {}
         for data_id, pid in self._running().items():
+            if isinstance(pid, Sample):  # sampled where it runs (a dask worker)
+                samples[data_id] = pid
+                continue
             proc = self._procs.get(pid)
             try:
                 if proc is None:

@@ -100,30 +100,44 @@ def _order(item: tuple[PreloadStatus, int]) -> int:
     return list(PreloadStatus).index(item[0])
 
 
-def _live_cells(row, samples: dict[str, Sample]) -> tuple[PreloadState, list[str]]:
+def _headers(samples: dict[str, Sample]) -> list[str]:
+    # A "Where" column for jobs that run elsewhere (a dask cluster's hosts).
+    headers = list(LIVE_HEADERS)
+    if any(s.where is not None for s in samples.values()):
+        headers.insert(-1, "Where")
+    return headers
+
+
+def _live_cells(
+    row, samples: dict[str, Sample], where: bool
+) -> tuple[PreloadState, list[str]]:
     state = row.state
     sample = (
         samples.get(state.data_id) if state.status is PreloadStatus.started else None
     )
-    return state, [
+    cpu = sample.cpu if sample else None
+    cells = [
         printable(state.data_id),
         str(state.status),
         percent(state.progress),
         duration(row.elapsed),
-        f"{sample.cpu:.0f}%" if sample else "-",
-        size(sample.rss) if sample else "-",
-        printable(_note(state)),
+        f"{cpu:.0f}%" if cpu is not None else "-",
+        size(sample.rss if sample else None),
     ]
+    if where:
+        cells.append(printable(sample.where or "-") if sample else "-")
+    return state, [*cells, printable(_note(state))]
 
 
 def live_text(view: View, samples: dict[str, Sample], width: int) -> list[str]:
     """The live table as lines of at most *width* characters, summary first."""
     rows = []
+    headers = _headers(samples)
     for row in view.rows:
-        state, cells = _live_cells(row, samples)
+        state, cells = _live_cells(row, samples, "Where" in headers)
         cells[2] = _bar(state.progress) + " " + cells[2]
         rows.append(cells)
-    lines = [summary(view), *_aligned([list(LIVE_HEADERS), *rows])]
+    lines = [summary(view), *_aligned([headers, *rows])]
     hidden = view.total - len(view.rows)
     if hidden:
         lines.append(f"... and {hidden} more jobs (see the counts above)")
@@ -151,17 +165,19 @@ def _fit(line: str, width: int) -> str:
 
 def live_html(view: View, samples: dict[str, Sample]) -> str:
     """The live table as HTML, with a progress bar in each row."""
-    head = "".join(f"<th>{h}</th>" for h in LIVE_HEADERS)
+    headers = _headers(samples)
+    head = "".join(f"<th>{h}</th>" for h in headers)
     body = []
     for row in view.rows:
-        state, cells = _live_cells(row, samples)
+        state, cells = _live_cells(row, samples, "Where" in headers)
         value = state.progress or 0.0
         cells = [html.escape(c) for c in cells]
         cells[2] = f'<progress value="{value:.3f}" max="1"></progress> {cells[2]}'
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     hidden = view.total - len(view.rows)
     if hidden:
-        body.append(f'<tr><td colspan="7">... and {hidden} more jobs</td></tr>')
+        span = len(headers)
+        body.append(f'<tr><td colspan="{span}">... and {hidden} more jobs</td></tr>')
     return (
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )

@@ -35,6 +35,7 @@ from distributed.scheduler import KilledWorker
 
 from ..channel import Channel, Lost
 from ..collector import Collector
+from ..display.insight import Sample
 from ..errors import ResultLostError, WorkerDiedError, describe
 from ..outbox import Send
 from ..state import PreloadStatus
@@ -216,13 +217,16 @@ class DaskRunner:
                 ),
             )
 
-    def running_pids(self) -> dict[str, tuple[str, int]]:
-        """Data id -> (host, pid of the job's process), for each running job."""
-        return {
-            self._jobs[i].data_id: where
-            for i, where in list(self._channel.where.items())
-            if i not in self._posted
-        }
+    def running_pids(self) -> dict[str, Sample]:
+        """Data id -> where it runs, its CPU and memory (as its worker last
+        reported them), for each running job; for the displays."""
+        where, usage = self._channel.where, self._channel.usage
+        samples = {}
+        for index, (host, pid) in list(where.items()):
+            if index not in self._posted:
+                cpu, rss = usage.get(index, (None, None))
+                samples[self._jobs[index].data_id] = Sample(cpu, rss, f"{host} {pid}")
+        return samples
 
     def cancel(self) -> None:
         """Jobs not begun end CANCELLED now (their tasks are cancelled);
