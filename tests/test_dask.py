@@ -216,18 +216,35 @@ def _cancel_run(handle, data_id, path):
         jobs.gate(handle, data_id, path)
 
 
-def test_close_leaves_the_cluster_and_the_client_as_found(client, tmp_path):
-    def topics(dask_scheduler):
-        return sorted(dask_scheduler._broker._topics)
+def _topics(dask_scheduler):
+    return sorted(dask_scheduler._broker._topics)
 
-    def plugins(dask_scheduler):
-        return sorted(dask_scheduler.plugins)
 
-    before = (
-        client.run_on_scheduler(topics),
-        client.run_on_scheduler(plugins),
+def _plugins(dask_scheduler):
+    return sorted(dask_scheduler.plugins)
+
+
+def cluster_state(client):
+    """What a run must leave as it found it."""
+    return (
+        client.run_on_scheduler(_topics),
+        client.run_on_scheduler(_plugins),
         dict(client._event_handlers),
     )
+
+
+def assert_left_as_found(client, before):
+    assert cluster_state(client) == before
+    # Released (the function scattered once) as the scheduler hears of it.
+    assert wait_until(lambda: client.who_has() == {}, 5)
+    runs = client.run(lambda: len(dask_worker._runs))
+    assert set(runs.values()) == {0}
+    # No job process, and no helper that forks them.
+    assert wait_until(lambda: not job_processes(client), 5)
+
+
+def test_close_leaves_the_cluster_and_the_client_as_found(client, tmp_path):
+    before = cluster_state(client)
     handle = run(
         ("a", "b", "c"),
         jobs.stubborn,
@@ -237,20 +254,37 @@ def test_close_leaves_the_cluster_and_the_client_as_found(client, tmp_path):
         path=str(tmp_path),
     )
     assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+    began = time.monotonic()
     handle.close()
+    assert time.monotonic() - began < 0.2 + 1.5
     assert statuses(handle) == [S.cancelled] * 3
-    after = (
-        client.run_on_scheduler(topics),
-        client.run_on_scheduler(plugins),
-        dict(client._event_handlers),
-    )
-    assert after == before
-    # Released (the function scattered once) as the scheduler hears of it.
-    assert wait_until(lambda: client.who_has() == {}, 5)
-    assert client.run(lambda: len(dask_worker._runs)) == dict.fromkeys(
-        client.scheduler_info(n_workers=-1)["workers"], 0
-    )
-    assert wait_until(lambda: not job_processes(client), 5)
+    assert_left_as_found(client, before)
+
+
+@pytest.mark.parametrize("how", ["cancel", "close"])
+def test_a_run_stopped_as_it_starts_leaves_nothing(client, tmp_path, how):
+    # Tasks that their workers were starting when dask cancelled them still
+    # start: they must end at once, not run their jobs after the close.
+    before = cluster_state(client)
+    ids = [f"g{i}" for i in range(20)]
+    handle = run(ids, jobs.gate, client, blocking=False, path=str(tmp_path))
+    getattr(handle, how)()
+    assert handle.wait(10)
+    handle.close()
+    assert statuses(handle) == [S.cancelled] * 20
+    assert_left_as_found(client, before)
+    time.sleep(0.3)  # a task started late would have begun its job by now
+    assert not job_processes(client)
+
+
+def test_a_job_that_exits_fails_with_its_exception(client):
+    [state] = run(("a",), _exit, client).states
+    assert state.status is S.failed
+    assert isinstance(state.exception, SystemExit)
+
+
+def _exit(handle, data_id):
+    sys.exit(4)
 
 
 def test_wrong_options_for_a_cluster_are_refused(client):

@@ -27,6 +27,7 @@ import contextlib
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from distributed import Client, LocalCluster, as_completed
@@ -120,9 +121,14 @@ class DaskChannel(Channel):
             with contextlib.suppress(Exception):  # a closing cluster
                 function(*args)
 
+    def flush(self) -> None:
+        """Make the broadcasts posted so far, and end the channel's thread."""
+        if self._thread.is_alive():
+            self._broadcasts.put(None)
+            self._thread.join()
+
     def close(self) -> None:
-        self._broadcasts.put(None)
-        self._thread.join()
+        self.flush()
         # Not client.unsubscribe_topic(): it keeps the client's handler, and
         # its message, which travels apart from run_on_scheduler's, could
         # reach the scheduler later and make the topic anew there.
@@ -242,14 +248,25 @@ class DaskRunner:
 
     def close(self, grace: float | None) -> None:
         """Kill what still runs (the engine gave it its grace already), cancel
-        what is queued, wait for the tasks to end, leave nothing behind."""
+        what is queued, wait for the tasks to end on the workers (dask cannot
+        stop them, and a cancelled future is done at once), then leave nothing
+        behind."""
         channel, client, token = self._channel, self._client, self._channel.end.token
+        # A broadcast of the cancel flag, made after forget(), would leave it
+        # on the workers.
+        channel.flush()
         if not all(f.done() for f in self._futures):
             with contextlib.suppress(Exception):
                 channel.on_workers(dask_worker.kill, token)
             with contextlib.suppress(Exception):
                 client.cancel(self._futures)
         self._thread.join(CLOSE_WAIT)
+        deadline = time.monotonic() + CLOSE_WAIT
+        with contextlib.suppress(Exception):
+            while any(channel.on_workers(dask_worker.active, token).values()):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
         with contextlib.suppress(Exception):
             channel.on_workers(dask_worker.forget, token)
         for future in [*self._futures, self._function]:

@@ -23,6 +23,7 @@ import signal
 import struct
 import sys
 import threading
+import traceback
 
 from ..channel import ChannelEnd
 from ..outbox import CoalescingOutbox
@@ -135,7 +136,9 @@ def _watch_task(control: int, end: DaskEnd) -> None:
 
 
 def main(control: int, frames: int) -> None:
-    from ..worker import run_job
+    from ..errors import pack
+    from ..state import PreloadStatus
+    from ..worker import Outcome, run_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     size = HEADER.unpack(read_exact(control, HEADER.size))[1]
@@ -145,7 +148,12 @@ def main(control: int, frames: int) -> None:
     threading.Thread(
         target=_watch_task, args=(control, end), name="preload-task-watch", daemon=True
     ).start()
-    outcome = run_job(job, end)
+    try:
+        outcome = run_job(job, end)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt: the job's end
+        tail, sent, _ = end.outbox().take(job.data_id)
+        packed = pack(exc, traceback.format_exc())
+        outcome = Outcome(PreloadStatus.failed.value, packed, tail, sent)
     end._write(OUTCOME, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.flush()
     sys.stderr.flush()

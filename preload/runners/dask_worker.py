@@ -15,12 +15,16 @@ children) and supervises it:
 * returns the job's ``Outcome``; a job process that died fails its job alone,
   naming the host and the pid, and the worker lives on.
 
-What a worker keeps of a run (``_runs``: its cancel flag and the job
-processes running now) is dropped by ``forget`` when the run is released.
+What a worker keeps of a run (``_runs``: its cancel flag, its tasks and job
+processes running now) is dropped by ``forget`` when the run is released;
+only its token stays (the last ``CLOSED_KEPT``), so that a task of the run
+that starts late (dask cancels a future at once, but cannot stop a task its
+worker was starting) ends CANCELLED at once.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import pickle
@@ -110,17 +114,27 @@ class _Child:
 class _RunOnWorker:
     def __init__(self) -> None:
         self.cancelled = False
+        self.killed = False
+        self.active = 0  # its tasks running on this worker
         self.children: set[_Child] = set()
 
 
 _lock = threading.Lock()
 _runs: dict[str, _RunOnWorker] = {}
 
+# Tokens of runs released: a task of theirs that a cancel overtook (dask
+# cancels a future at once, but a task its worker was starting then still
+# starts) ends CANCELLED at once. The most recent CLOSED_KEPT are kept.
+_closed: collections.OrderedDict[str, None] = collections.OrderedDict()
+CLOSED_KEPT = 1000
+
 
 def raise_flag(token: str) -> None:
     """The run of *token* is cancelled: its jobs on this worker see
     ``cancelled``, its tasks not started yet end CANCELLED (``client.run``)."""
     with _lock:
+        if token in _closed:
+            return
         run = _runs.setdefault(token, _RunOnWorker())
         run.cancelled = True
         children = list(run.children)
@@ -129,13 +143,23 @@ def raise_flag(token: str) -> None:
 
 
 def kill(token: str) -> None:
-    """Kill the job processes of *token* on this worker (``client.run``)."""
+    """Kill the job processes of *token* on this worker, now and any that a
+    task starting meanwhile forks (``client.run``)."""
     with _lock:
+        if token in _closed:
+            return
         run = _runs.setdefault(token, _RunOnWorker())
-        run.cancelled = True
+        run.cancelled = run.killed = True
         children = list(run.children)
     for child in children:
         child.kill("cancel")
+
+
+def active(token: str) -> int:
+    """How many tasks of *token* run on this worker (``client.run``)."""
+    with _lock:
+        run = _runs.get(token)
+        return 0 if run is None else run.active
 
 
 def forget(token: str) -> None:
@@ -143,6 +167,9 @@ def forget(token: str) -> None:
     on this worker stops the helper that forks job processes."""
     with _lock:
         _runs.pop(token, None)
+        _closed[token] = None
+        while len(_closed) > CLOSED_KEPT:
+            _closed.popitem(last=False)
         idle = not _runs
     if idle:
         Zygote.stop()
@@ -153,13 +180,26 @@ def run_dask_job(
 ) -> Outcome:
     """The dask task of *job*: run it in a process of its own, supervised.
     *modules*: what the helper that forks job processes imports up front."""
-    from distributed import get_worker
-
-    worker = get_worker()
     with _lock:
+        if end.token in _closed:
+            return CANCELLED
         run = _runs.setdefault(end.token, _RunOnWorker())
         if run.cancelled:
             return CANCELLED
+        run.active += 1
+    try:
+        return _run(job._replace(function=function), end, run, limits, modules)
+    finally:
+        with _lock:
+            run.active -= 1
+
+
+def _run(
+    job: Job, end: DaskEnd, run: _RunOnWorker, limits: Limits, modules: tuple[str, ...]
+) -> Outcome:
+    from distributed import get_worker
+
+    worker = get_worker()
     control_read, control_write = os.pipe()
     frames_read, frames_write = os.pipe()
     zygote = Zygote.get()
@@ -175,11 +215,12 @@ def run_dask_job(
     try:
         with _lock:
             run.children.add(child)
-            cancelled = run.cancelled
+            cancelled, killed = run.cancelled, run.killed
+        if killed:
+            child.kill("cancel")
         host = socket.gethostname()
         worker.log_event(topic(end.token), [EV_BEGIN, job.index, host, pid])
-        job = job._replace(function=function)
-        with contextlib.suppress(OSError):  # it died at once: its exit says why
+        with contextlib.suppress(OSError):  # killed already: its exit says why
             write_frame(control_write, b"j", pickle.dumps((sys.path, job, end)))
         if cancelled:
             child.stop()
@@ -189,8 +230,8 @@ def run_dask_job(
             run.children.discard(child)
         if not zygote.wait(pid, 0):
             child.kill(child.reason or "ended")
-        zygote.wait(pid, EXIT_WAIT)
-        zygote.exit_code(pid)
+            zygote.wait(pid, EXIT_WAIT)
+        zygote.forget(pid)
         os.close(frames_read)
         os.close(control_write)
 
@@ -206,8 +247,9 @@ def _supervise(
     next_insight = started + INSIGHT
     peak = 0
     buffer = bytearray()
-    usage = psutil.Process(pid)
-    with contextlib.suppress(psutil.Error):
+    usage: psutil.Process | None = None
+    with contextlib.suppress(psutil.Error):  # it may have ended already
+        usage = psutil.Process(pid)
         usage.cpu_percent(None)
     while True:
         ready, _, _ = select.select([fd], [], [], TICK)
@@ -251,7 +293,7 @@ def _supervise(
             peak = max(peak, used)
             if used > limits.max_memory:
                 child.kill("memory")
-        if now >= next_insight:
+        if now >= next_insight and usage is not None:
             next_insight = now + INSIGHT
             with contextlib.suppress(psutil.Error):
                 cpu = usage.cpu_percent(None)

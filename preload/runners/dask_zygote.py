@@ -220,9 +220,14 @@ class Zygote:
 
     def exit_code(self, pid: int) -> int | None:
         """How job process *pid* ended (< 0: the signal that killed it);
-        None if unknown. Forgets it."""
+        None if unknown."""
         with self._cond:
-            return self._exits.pop(pid, None)
+            return self._exits.get(pid)
+
+    def forget(self, pid: int) -> None:
+        """Drop what is known of job process *pid*."""
+        with self._cond:
+            self._exits.pop(pid, None)
 
 
 if __name__ == "__main__":
