@@ -60,6 +60,7 @@ def run(ids, function, executor=None, **params):
 
 
 def per_job(client, n):
+    """Wall seconds of *n* tiny jobs: raw client.map, then the handle."""
     ids = [f"t{i}" for i in range(n)]
     began = time.perf_counter()
     client.gather(client.map(raw_tiny, ids, pure=False))
@@ -68,7 +69,7 @@ def per_job(client, n):
     handle = run(ids, tiny, client)
     ours = time.perf_counter() - began
     assert all(s.status is PreloadStatus.completed for s in handle.states)
-    return raw / n, ours / n
+    return raw, ours
 
 
 def cpu_bound(client, n, seconds):
@@ -123,7 +124,8 @@ def main() -> None:
     ):
         run(["warm-up"], tiny, client)
         for _ in range(args.rounds):
-            results.setdefault("per_job", []).append(per_job(client, args.tiny))
+            results.setdefault("few", []).append(per_job(client, args.tiny))
+            results.setdefault("many", []).append(per_job(client, 4 * args.tiny))
             results.setdefault("cpu", []).append(cpu_bound(client, 8, 0.5))
             results.setdefault("messages", []).append(messages(client, args.messages))
             results.setdefault("cancel", []).append(cancel_latency(client))
@@ -133,10 +135,19 @@ def main() -> None:
         values = results[key] if i is None else [r[i] for r in results[key]]
         return statistics.median(values)
 
-    raw, ours = median("per_job", 0), median("per_job", 1)
+    n = args.tiny
+    few_raw, few = median("few", 0), median("few", 1)
+    many_raw, many = median("many", 0), median("many", 1)
     print(
-        f"tiny jobs, wall time per job on 2 workers: raw client.map {raw * 1e3:.1f} ms,"
-        f" handle {ours * 1e3:.1f} ms (+{(ours - raw) * 1e3:.0f} ms)"
+        f"{n} tiny jobs on 2 workers: raw client.map {few_raw * 1e3:.0f} ms,"
+        f" handle {few * 1e3:.0f} ms; {4 * n}: raw {many_raw * 1e3:.0f} ms,"
+        f" handle {many * 1e3:.0f} ms"
+    )
+    each = ((many - many_raw) - (few - few_raw)) / (3 * n)
+    fixed = (few - few_raw) - n * each
+    print(
+        f"  the handle adds {each * 1e3:.1f} ms a job (wall, 2 workers: "
+        f"{2 * each * 1e3:.1f} ms of a worker's time) and {fixed * 1e3:.0f} ms a run"
     )
     dask, local = median("cpu", 0), median("cpu", 1)
     print(

@@ -85,6 +85,23 @@ def test_the_seed_scenario_ends_as_on_processes(client):
     assert worker_pids(client) == workers
 
 
+def test_a_window_of_jobs_at_a_time(client, tmp_path, monkeypatch):
+    from preload.runners import dask as dask_runner
+
+    monkeypatch.setattr(dask_runner, "WINDOW", 2)
+    ids = [f"j{i}" for i in range(6)]
+    handle = run(ids, jobs.ticks, client)
+    assert statuses(handle) == [S.completed] * 6
+    # Cancelled with jobs never submitted: they end CANCELLED at once.
+    handle = run(ids, jobs.gate, client, blocking=False, path=str(tmp_path))
+    with handle:
+        assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+        handle.cancel()
+        assert {handle.get_state(i).status for i in ids[2:]} == {S.cancelled}
+        assert handle.wait(10)
+        assert statuses(handle) == [S.cancelled] * 6
+
+
 def test_failure_keeps_exception_and_job_traceback(client):
     handle = run(("bad",), jobs.fail, client)
     [bad] = handle.states

@@ -56,6 +56,11 @@ from .dask_worker import (
 CLOSE_WAIT = 10.0
 """Seconds close() waits for the tasks it killed or cancelled to end."""
 
+WINDOW = 1000
+"""Jobs submitted at a time: the next is submitted as one ends, so that the
+parent's client (~4 KB a future) and the scheduler hold a bounded number of
+tasks, however many ids."""
+
 
 class DaskChannel(Channel):
     """Messages as dask events on the run's topic; the cancel flag broadcast
@@ -161,42 +166,62 @@ class DaskRunner:
         self._jobs = jobs
         self._channel = channel
         self._collector = collector
-        token = channel.end.token
         # The function and its parameters travel to each worker once.
         self._function = client.scatter(jobs[0].function, hash=False)
-        limits = Limits(timeout, cancel_grace, max_memory)
-        keys = [f"preload-{token}-{job.index}" for job in jobs]
-        self._futures: list[DaskFuture] = client.map(
-            run_dask_job,
-            [job._replace(function=None) for job in jobs],
-            end=channel.end,
-            function=self._function,
-            limits=limits,
+        self._task_args = {
+            "end": channel.end,
+            "function": self._function,
+            "limits": Limits(timeout, cancel_grace, max_memory),
             # Imported once per worker, by the helper that forks job processes.
-            modules=(function_module,) if function_module else (),
-            key=keys,
-            pure=False,
-            retries=0,
-        )
-        self._index = {key: i for i, key in enumerate(keys)}
+            "modules": (function_module,) if function_module else (),
+        }
+        self._lock = threading.Lock()
         self._posted: set[int] = set()
-        self._posted_lock = threading.Lock()
+        self._futures: dict[int, DaskFuture] = {}  # submitted
+        self._stopped = False  # submits no more
+        self._next = min(WINDOW, len(jobs))  # the next job to submit
+        self._completed = as_completed(self._submit(range(self._next)))
         self._thread = threading.Thread(
             target=self._collect, name="preload-dask-outcomes", daemon=True
         )
         self._thread.start()
 
+    def _submit(self, indexes: range) -> list[DaskFuture]:
+        # With the lock held, or before the outcomes thread starts.
+        token = self._channel.end.token
+        futures = self._client.map(
+            run_dask_job,
+            [self._jobs[i]._replace(function=None) for i in indexes],
+            **self._task_args,
+            key=[f"preload-{token}-{i}" for i in indexes],
+            pure=False,
+            retries=0,
+        )
+        self._futures.update(zip(indexes, futures, strict=True))
+        return futures
+
     def _post(self, index: int, outcome: Outcome) -> None:
-        with self._posted_lock:
+        with self._lock:
             if index in self._posted:
                 return
             self._posted.add(index)
+        self._channel.where.pop(index, None)
+        self._channel.usage.pop(index, None)
         self._collector.post_outcome(self._jobs[index].data_id, outcome)
 
     def _collect(self) -> None:
-        for future in as_completed(self._futures):
-            index = self._index[future.key]
+        # At most WINDOW tasks at a time: the next job is submitted as one ends.
+        for future in self._completed:
+            index = int(future.key.rsplit("-", 1)[1])
             self._post(index, self._outcome(index, future))
+            with self._lock:
+                self._futures.pop(index, None)
+                if not self._stopped and self._next < len(self._jobs):
+                    self._next += 1
+                    with contextlib.suppress(Exception):  # a closing client
+                        self._completed.update(
+                            self._submit(range(self._next - 1, self._next))
+                        )
 
     def _outcome(self, index: int, future: DaskFuture) -> Outcome:
         failed = PreloadStatus.failed.value
@@ -235,16 +260,22 @@ class DaskRunner:
         return samples
 
     def cancel(self) -> None:
-        """Jobs not begun end CANCELLED now (their tasks are cancelled);
-        running ones see ``cancelled`` (the channel's broadcast)."""
+        """Jobs not begun end CANCELLED now (their tasks are cancelled, the
+        rest never submitted); running ones see ``cancelled`` (the channel's
+        broadcast)."""
         begun = set(self._channel.where)
-        queued = []
-        for index, future in enumerate(self._futures):
-            if index not in begun and not future.done():
-                queued.append(future)
-                self._post(index, CANCELLED)
+        with self._lock:
+            self._stopped = True
+            queued = {
+                i: f
+                for i, f in self._futures.items()
+                if i not in begun and not f.done()
+            }
+            never = range(self._next, len(self._jobs))
+        for index in [*queued, *never]:
+            self._post(index, CANCELLED)
         if queued:
-            self._channel.post(self._client.cancel, queued)
+            self._channel.post(self._client.cancel, list(queued.values()))
 
     def close(self, grace: float | None) -> None:
         """Kill what still runs (the engine gave it its grace already), cancel
@@ -255,11 +286,14 @@ class DaskRunner:
         # A broadcast of the cancel flag, made after forget(), would leave it
         # on the workers.
         channel.flush()
-        if not all(f.done() for f in self._futures):
+        with self._lock:
+            self._stopped = True
+            futures = list(self._futures.values())
+        if not all(f.done() for f in futures):
             with contextlib.suppress(Exception):
                 channel.on_workers(dask_worker.kill, token)
             with contextlib.suppress(Exception):
-                client.cancel(self._futures)
+                client.cancel(futures)
         self._thread.join(CLOSE_WAIT)
         deadline = time.monotonic() + CLOSE_WAIT
         with contextlib.suppress(Exception):
@@ -269,9 +303,9 @@ class DaskRunner:
                 time.sleep(0.01)
         with contextlib.suppress(Exception):
             channel.on_workers(dask_worker.forget, token)
-        for future in [*self._futures, self._function]:
+        for future in [*futures, self._function]:
             future.release()
-        self._futures = []
+        self._futures = {}
 
     def abort(self) -> None:
         self.cancel()
