@@ -304,6 +304,21 @@ def _exit(handle, data_id):
     sys.exit(4)
 
 
+def test_a_run_whose_client_closes_fails_and_leaves_nothing(client, cluster, tmp_path):
+    # Its futures are cancelled in dask: its tasks kill their jobs, and the
+    # workers forget the run, with no close() to tell them.
+    with distributed.Client(cluster) as other:
+        handle = run(("a", "b"), jobs.gate, other, blocking=False, path=str(tmp_path))
+        assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+    assert handle.wait(10)
+    for state in handle.states:
+        assert state.status is S.failed
+        assert "cancelled outside the run (the client closed" in str(state.exception)
+    handle.close()
+    assert wait_until(lambda: not job_processes(client), 5)
+    assert set(client.run(lambda: len(dask_worker._runs)).values()) == {0}
+
+
 def test_wrong_options_for_a_cluster_are_refused(client):
     with pytest.raises(ValueError, match="max_workers and mp_context"):
         run(("a",), jobs.ticks, client, max_workers=2)

@@ -226,7 +226,15 @@ class DaskRunner:
     def _outcome(self, index: int, future: DaskFuture) -> Outcome:
         failed = PreloadStatus.failed.value
         if future.status == "cancelled":
-            return CANCELLED
+            if self._stopped:
+                return CANCELLED
+            return Outcome(
+                failed,
+                RuntimeError(
+                    "its dask task was cancelled outside the run (the client closed,"
+                    " or the scheduler lost it)"
+                ),
+            )
         try:
             return future.result()
         except Exception as exc:

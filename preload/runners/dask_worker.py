@@ -37,6 +37,7 @@ import time
 from typing import NamedTuple
 
 import psutil
+from distributed import get_worker
 
 from ..errors import WorkerDiedError, describe_exit
 from ..state import PreloadStatus
@@ -192,13 +193,17 @@ def run_dask_job(
     finally:
         with _lock:
             run.active -= 1
+            # Cancelled outside the run (its client closed, its handle's process
+            # died): no close() will come to forget it.
+            worker = get_worker()
+            orphan = run.active == 0 and _abandoned(worker, worker.get_current_task())
+        if orphan:
+            forget(end.token)
 
 
 def _run(
     job: Job, end: DaskEnd, run: _RunOnWorker, limits: Limits, modules: tuple[str, ...]
 ) -> Outcome:
-    from distributed import get_worker
-
     worker = get_worker()
     control_read, control_write = os.pipe()
     frames_read, frames_write = os.pipe()
@@ -241,6 +246,7 @@ def _supervise(
 ) -> Outcome:
     pid = child.pid
     name = topic(token)
+    key = worker.get_current_task()
     started = time.monotonic()
     timed_out: float | None = None
     next_sample = started + SAMPLE
@@ -278,6 +284,10 @@ def _supervise(
                             outcome.sent,
                         )
                     return outcome
+        if _abandoned(worker, key):
+            # Its future was cancelled outside the run (the client closed, or
+            # the handle's process died): nobody waits for this job any more.
+            child.kill("cancel")
         now = time.monotonic()
         grace = limits.grace
         stopped = child.stopped_at
@@ -325,6 +335,13 @@ def _supervise(
         failed,
         WorkerDiedError(f"{what} on {host} (dask worker {worker.address})"),
     )
+
+
+def _abandoned(worker, key) -> bool:
+    # Read from the task's thread: a plain attribute the worker's event loop
+    # sets when the scheduler releases the task.
+    task = worker.state.tasks.get(key)
+    return task is None or task.state in ("cancelled", "released", "forgotten")
 
 
 def _timeout_error(job: Job, limits: Limits, terminated: bool) -> TimeoutError:
