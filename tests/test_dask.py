@@ -319,6 +319,41 @@ def test_a_run_whose_client_closes_fails_and_leaves_nothing(client, cluster, tmp
     assert set(client.run(lambda: len(dask_worker._runs)).values()) == {0}
 
 
+KILLED_PARENT = textwrap.dedent(
+    """
+    import sys, time
+    from distributed import Client
+    from preload import ExecutorPreloadHandle
+    import jobs
+
+    client = Client(sys.argv[1])
+    ids = ["a", "b", "c"]
+    ExecutorPreloadHandle(
+        ids, jobs.gate, executor=client, blocking=False, silent=True, path=sys.argv[2]
+    )
+    time.sleep(60)
+    """
+)
+
+
+def test_jobs_end_when_the_handles_process_is_killed(client, cluster, tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(KILLED_PARENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen(
+        [sys.executable, str(script), cluster.scheduler_address, str(tmp_path)],
+        env=env,
+    )
+    try:
+        assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+        assert job_processes(client)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert wait_until(lambda: not job_processes(client), 10)
+    assert set(client.run(lambda: len(dask_worker._runs)).values()) == {0}
+
+
 def test_wrong_options_for_a_cluster_are_refused(client):
     with pytest.raises(ValueError, match="max_workers and mp_context"):
         run(("a",), jobs.ticks, client, max_workers=2)
