@@ -423,7 +423,7 @@ def test_convert_on_the_cluster(client, tmp_path):
     [store] = cache.iterdir()
     with (
         xr.open_dataset(source, engine="h5netcdf") as expected,
-        xr.open_zarr(store) as actual,
+        xr.open_zarr(store, chunks=None) as actual,
     ):
         assert actual.identical(expected)
 
