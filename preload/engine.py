@@ -272,9 +272,7 @@ class Engine:
             self.cancel()
             self.table.wait(grace)
         self._release(grace)
-        releaser = self._releaser
-        if releaser is not None and releaser is not threading.current_thread():
-            releaser.join()
+        self._released_in_time(None)
 
     def wait(self, timeout: float | None) -> bool:
         """Wait until every job has ended and the run is released; False if
@@ -282,10 +280,19 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.table.wait(timeout):
             return False
+        return self._released_in_time(
+            None if deadline is None else deadline - time.monotonic()
+        )
+
+    def _released_in_time(self, timeout: float | None) -> bool:
+        """Wait for the release under way, if any; then show the final state
+        once more from this thread (see ``Collector.redraw``)."""
         releaser = self._releaser
         if releaser is not None and releaser is not threading.current_thread():
-            releaser.join(None if deadline is None else deadline - time.monotonic())
-            return not releaser.is_alive()
+            releaser.join(timeout)
+            if releaser.is_alive():
+                return False
+        self.collector.redraw()
         return True
 
     def _release_soon(self) -> None:
