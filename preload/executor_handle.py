@@ -14,6 +14,7 @@ from .display import choose_display, detect_mode, format_table
 from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
+from .retry import check_retry
 from .state import PreloadState, check_update
 from .states import StateTable
 from .validation import (
@@ -120,6 +121,14 @@ class ExecutorPreloadHandle(PreloadHandle):
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
             ``close()`` or its timeout, before its worker is terminated; None
             waits for it.
+        retries: how many more times a job that raised one of *retry_on*
+            is run, at most.
+        retry_on: the exceptions that are retried: a class or a tuple. A
+            worker that died or a job stopped for its *job_timeout* count
+            only where ``WorkerDiedError`` or ``TimeoutError`` itself is
+            named (our own pool only).
+        retry_delay: seconds before the first retry, doubling for each
+            next one, times a random factor in [0.75, 1.25].
         mp_context: a multiprocessing context or start method name for our
             pool and Manager; by default forkserver (or spawn).
         display: "terminal", "log" or "notebook"; by default chosen from
@@ -140,6 +149,9 @@ class ExecutorPreloadHandle(PreloadHandle):
         job_timeout: float | None = None,
         max_memory: int | str | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
+        retries: int = 0,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (OSError,),
+        retry_delay: float = 1.0,
         mp_context: BaseContext | str | None = None,
         display: str | None = None,
         **preload_params: Any,
@@ -153,6 +165,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("job_timeout", job_timeout)
         memory_limit = check_memory(max_memory)
         check_seconds("cancel_grace", cancel_grace)
+        retry = check_retry(retries, retry_on, retry_delay)
         check_mp_context(mp_context)
         check_display(display)
         if job_timeout is not None and executor is not None:
@@ -168,6 +181,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         run = self.__run = _Run(ids, cancel_grace)
         function = self.__job_function(preload_data, preload_params)
         check_params(function, OPTIONS)
+        function = function._replace(retry=retry)
         owns_executor = False
         if uses_threads(executor):
             payload: bytes | JobFunction = function
