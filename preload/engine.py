@@ -39,6 +39,7 @@ import psutil
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
+from .retry import Retry
 from .runners.executor import ExecutorRunner
 from .runners.pool import PoolRunner
 from .state import PreloadState, PreloadStatus
@@ -182,6 +183,7 @@ class Engine:
         function_module: str | None = None,
         owns_executor: bool = False,
         max_memory: int | None = None,
+        retry: Retry | None = None,
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
@@ -213,6 +215,7 @@ class Engine:
                     timeout,
                     cancel_grace,
                     max_memory,
+                    retry,
                 )
             else:
                 self._runner = ExecutorRunner(

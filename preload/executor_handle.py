@@ -222,6 +222,7 @@ class ExecutorPreloadHandle(PreloadHandle):
             importable_module(function.function),
             owns_executor,
             memory_limit,
+            retry,
         )
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()
