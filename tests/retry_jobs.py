@@ -40,3 +40,9 @@ def hangs_once(handle, data_id, path, cooperative):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (cooperative and handle.cancelled):
         time.sleep(0.01)
+
+
+def dies(handle, data_id, path):
+    """Its worker dies in every attempt."""
+    attempt_number(path, data_id)
+    os._exit(3)
