@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -306,6 +308,39 @@ class ExecutorPreloadHandle(PreloadHandle):
         processes and threads; False if *timeout* passed first."""
         return self.__run.parent().wait(timeout)
 
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """``wait()`` for async code: the event loop runs on meanwhile (no
+        thread waits for it). Cancelling the awaiting task stops the waiting,
+        not the jobs."""
+        loop = asyncio.get_running_loop()
+        released = loop.create_future()
+
+        def wake() -> None:  # in the thread that released the run
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(_resolve, released)
+
+        forget = self.__run.parent().when_released(wake)
+        try:
+            done, _ = await asyncio.wait({released}, timeout=timeout)
+            return bool(done)
+        finally:
+            forget()
+            released.cancel()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        """``await handle``: wait until every job has ended and the run is
+        released, without blocking the event loop."""
+        yield from self.wait_async().__await__()
+
+    async def __aenter__(self) -> ExecutorPreloadHandle:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close, in a thread: the event loop runs on during the grace. The
+        close goes on if the awaiting task is cancelled."""
+        closing = asyncio.get_running_loop().run_in_executor(None, self.close)
+        await asyncio.shield(closing)
+
     def cancel(self) -> None:
         """Cancel: jobs not started end at once, running jobs see ``cancelled``."""
         job = self.__job()
@@ -342,6 +377,11 @@ class ExecutorPreloadHandle(PreloadHandle):
 
     def _repr_html_(self) -> str:
         return self.__table("html")
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 OPTIONS = tuple(
