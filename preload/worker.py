@@ -57,6 +57,8 @@ class Outcome(NamedTuple):
     exception: BaseException | PackedError | None = None
     tail: tuple[Message, ...] | list[Message] = ()
     sent: int = 0
+    earlier: tuple[str, ...] = ()
+    """The failures of the job's earlier attempts (``describe()``)."""
 
 
 CANCELLED = Outcome(PreloadStatus.cancelled.value)
@@ -104,6 +106,7 @@ class JobHandle(PreloadHandle):
         self._outbox = end.outbox()
         self._saw_cancel = False
         self._state = PreloadState(self.data_id, status=PreloadStatus.started)
+        self.earlier = list(job.earlier)
 
     @property
     def cancelled(self) -> bool:
@@ -155,7 +158,7 @@ class JobHandle(PreloadHandle):
             # A state the job reported never reached the parent: the job failed.
             status = PreloadStatus.failed
             exception = pack(error) if self.end.remote else error
-        return Outcome(status.value, exception, tail, sent)
+        return Outcome(status.value, exception, tail, sent, tuple(self.earlier))
 
 
 _loaded: tuple[bytes, JobFunction] | None = None
@@ -234,7 +237,7 @@ def _attempts(
     to be retried, or the run is cancelled while it waits to retry; the
     exception it ended with, if any."""
     function, params, bound, retry = job_function
-    earlier = list(job.earlier)
+    earlier = handle.earlier
     if earlier and retry is not None and not _wait_to_retry(handle, retry, earlier):
         return None
     while True:

@@ -296,3 +296,25 @@ def test_the_command_refuses_bad_retry_options(tmp_path, args, error):
     result = preload("run", "flakyjobs:flaky", "a", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert error in result.stderr
+
+
+def test_a_job_timeout_in_the_wait_counts_the_attempts_its_worker_made(tmp_path):
+    # Attempt 2 fails at ~0.5 s; its wait (~1 s) outlasts the 0.9 s timeout.
+    # The timeout is named in retry_on, but the two retries are used up.
+    handle = run(
+        ("a",),
+        retry_jobs.flaky,
+        job_timeout=0.9,
+        path=str(tmp_path),
+        fails=9,
+        retries=2,
+        retry_delay=0.5,
+        retry_on=(OSError, TimeoutError),
+    )
+    state = handle.get_state("a")
+    assert isinstance(state.exception, TimeoutError)
+    assert state.exception.__notes__ == [
+        "attempt 1 of 3 failed: ConnectionError: a refused attempt 1",
+        "attempt 2 of 3 failed: ConnectionError: a refused attempt 2",
+    ]
+    assert attempts(tmp_path, "a") == 2

@@ -183,14 +183,16 @@ class PoolRunner:
         outcome = outcome_of(future)
         if not future.cancelled() and error is None and index in self._timed_out:
             timeout = self._timeout_error(index, terminated=False)
-            if self._may_retry(index, timeout):
+            # What failed before, in its worker too.
+            earlier = outcome.earlier
+            if self._may_retry(timeout, earlier):
                 # The messages it did not send yet still count.
                 self._collector.deliver(list(outcome.tail))
-                self._events.put(("retry", index, timeout))
+                self._events.put(("retry", index, timeout, earlier))
                 return
             outcome = outcome._replace(
                 status=PreloadStatus.failed.value,
-                exception=self._with_earlier(index, timeout),
+                exception=self._with_earlier(timeout, earlier),
             )
         self._collector.post_outcome(self._jobs[index].data_id, outcome)
 
@@ -218,7 +220,7 @@ class PoolRunner:
             elif kind == "broken":
                 self._replace_pool(event[1])
             elif kind == "retry":
-                self._retry_now(event[1], event[2])
+                self._retry_now(*event[1:])
             elif kind == "cancel":
                 self._cancel()
             elif kind == "abort":
@@ -363,34 +365,38 @@ class PoolRunner:
         )
         self._futures[index] = future
 
-    def _may_retry(self, index: int, error: Exception) -> bool:
-        """True if the job may run again after *error* (a WorkerDiedError or
-        a TimeoutError of ours): ``retry_on`` names its class itself."""
+    def _may_retry(self, error: Exception, earlier: tuple[str, ...]) -> bool:
+        """True if a job may run again after *error* (a WorkerDiedError or a
+        TimeoutError of ours; *earlier*: the failures before it):
+        ``retry_on`` names its class itself, and retries are left."""
         retry = self._retry
         return (
             retry is not None
             and not self._cancelling
             and retry.names(type(error))
-            and len(self._jobs[index].earlier) < retry.retries
+            and len(earlier) < retry.retries
         )
 
-    def _with_earlier(self, index: int, error: Exception) -> Exception:
+    def _with_earlier(self, error: Exception, earlier: tuple[str, ...]) -> Exception:
         if self._retry is not None:
-            earlier = list(self._jobs[index].earlier)
-            keep_earlier(error, earlier, self._retry.retries + 1)
+            keep_earlier(error, list(earlier), self._retry.retries + 1)
         return error
 
-    def _prepare_retry(self, index: int, error: Exception) -> None:
+    def _prepare_retry(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
         """The job's next run starts with a wait and knows *error*."""
         job = self._jobs[index]
-        self._jobs[index] = job._replace(earlier=(*job.earlier, describe(error)))
+        self._jobs[index] = job._replace(earlier=(*earlier, describe(error)))
         self._timed_out.pop(index, None)
         self._killed.discard(index)
         self._stops.lower(index)
         if self._cancelling:  # cancel() raised every flag before we lowered it
             self._stops.raise_flag(index)
 
-    def _retry_now(self, index: int, error: Exception) -> None:
+    def _retry_now(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
         """Run a job that timed out (and stopped) again on the current pool."""
         if self._pool is None or self._cancelling:
             outcome = (
@@ -400,7 +406,7 @@ class PoolRunner:
             )
             self._collector.post_outcome(self._jobs[index].data_id, outcome)
             return
-        self._prepare_retry(index, error)
+        self._prepare_retry(index, error, earlier)
         self._submit(index)
 
     def _replace_pool(self, generation: int) -> None:
@@ -491,11 +497,13 @@ class PoolRunner:
 
     def _retry_or_fail(self, index: int, error: Exception) -> Outcome | None:
         """None to run the job again, where its retries allow; else FAILED."""
-        if self._may_retry(index, error):
-            self._prepare_retry(index, error)
+        # Failures in its worker before it died or was stopped are not known.
+        earlier = self._jobs[index].earlier
+        if self._may_retry(error, earlier):
+            self._prepare_retry(index, error, earlier)
             self._retrying.add(index)
             return None
-        return Outcome(PreloadStatus.failed.value, self._with_earlier(index, error))
+        return Outcome(PreloadStatus.failed.value, self._with_earlier(error, earlier))
 
     def _result_lost_error(
         self, index: int, error: BrokenProcessPool
