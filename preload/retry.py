@@ -17,6 +17,7 @@ never a job stopped for its ``job_timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -49,7 +50,8 @@ class Retry(NamedTuple):
     def wait_before(self, retry: int) -> float:
         """Seconds to wait before retry number *retry* (1 the first)."""
         factor = 1 + random.uniform(-JITTER, JITTER)
-        return self.delay * 2 ** (retry - 1) * factor
+        # Past 2**64 delays, a float would overflow; no wait is that long.
+        return self.delay * 2.0 ** min(retry - 1, 64) * factor
 
 
 def check_retry(retries: Any, retry_on: Any, retry_delay: Any) -> Retry | None:
@@ -92,7 +94,9 @@ def keep_earlier(exc: BaseException, earlier: list[str], attempts: int) -> None:
             for n, text in enumerate(earlier, 1)
         ]
         notes = list(getattr(exc, "__notes__", None) or ())
-        exc.__notes__ = notes + earlier
+        # An exception that refuses new attributes stays as it is.
+        with contextlib.suppress(Exception):
+            exc.__notes__ = notes + earlier
 
 
 def wait_unless(seconds: float, stop: Callable[[], bool]) -> bool:

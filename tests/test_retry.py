@@ -318,3 +318,20 @@ def test_a_job_timeout_in_the_wait_counts_the_attempts_its_worker_made(tmp_path)
         "attempt 2 of 3 failed: ConnectionError: a refused attempt 2",
     ]
     assert attempts(tmp_path, "a") == 2
+
+
+class FrozenError(OSError):
+    def __setattr__(self, name, value):
+        raise AttributeError(f"frozen: {name}")
+
+
+def always_frozen(handle, data_id):
+    raise FrozenError("refused")
+
+
+def test_an_exception_that_refuses_notes_still_fails_its_job():
+    with ThreadPoolExecutor(1) as pool:
+        handle = run(("a",), always_frozen, executor=pool, retries=1, retry_delay=0)
+    exc = handle.get_state("a").exception
+    assert isinstance(exc, FrozenError) and str(exc) == "refused"
+    assert Retry(2000, (OSError,), 1.0).wait_before(2000) > 1e19  # no overflow
