@@ -39,6 +39,7 @@ import psutil
 from .channel import Channel, ManagerChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
+from .retry import Retry
 from .runners.executor import ExecutorRunner
 from .runners.pool import PoolRunner
 from .state import PreloadState, PreloadStatus
@@ -161,6 +162,8 @@ class Engine:
         self._release_lock = threading.Lock()
         self._released = False
         self._releaser: threading.Thread | None = None
+        self._when_released: list[Callable[[], None]] = []
+        self._when_released_lock = threading.Lock()
         self._cancel_grace: float | None = None
         self.channel: Channel | None = None
         self._runner: PoolRunner | ExecutorRunner | None = None
@@ -182,6 +185,7 @@ class Engine:
         function_module: str | None = None,
         owns_executor: bool = False,
         max_memory: int | None = None,
+        retry: Retry | None = None,
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
@@ -213,6 +217,7 @@ class Engine:
                     timeout,
                     cancel_grace,
                     max_memory,
+                    retry,
                 )
             else:
                 self._runner = ExecutorRunner(
@@ -295,6 +300,23 @@ class Engine:
         self.collector.redraw()
         return True
 
+    def when_released(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback* (in the releasing thread, or here if the run is
+        released already) once the run is released; returns a function that
+        forgets it."""
+        with self._when_released_lock:
+            released = self._released
+            if not released:
+                self._when_released.append(callback)
+        if released:
+            callback()
+
+        def forget() -> None:
+            with self._when_released_lock, contextlib.suppress(ValueError):
+                self._when_released.remove(callback)
+
+        return forget
+
     def _release_soon(self) -> None:
         # In the collector thread, once every job has ended: release from
         # another thread, since releasing joins the collector.
@@ -336,8 +358,12 @@ class Engine:
         # Drop what holds pipes and sockets now, not at the next garbage
         # collection (futures and their callbacks make reference cycles).
         self._runner = self.channel = None
-        self._released = True
+        with self._when_released_lock:
+            self._released = True
+            callbacks, self._when_released = self._when_released, []
         _open_engines.discard(self)
+        for callback in callbacks:
+            callback()
 
     def _channel_lost(self, error: Exception) -> None:
         # In the channel's receiver thread: no job can report or be
