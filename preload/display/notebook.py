@@ -1,8 +1,8 @@
 """The notebook display: an ipywidgets panel that updates in place.
 
 A ``VBox`` holding the live table (HTML, a progress bar per row), an
-overall progress bar, a summary and a Cancel button. Without ipywidgets, an
-HTML table updated through an IPython display handle.
+overall progress bar coloured by outcome, a summary and a Cancel button.
+Without ipywidgets, an HTML table updated through an IPython display handle.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..states import StateTable
+from ..state import PreloadStatus
+from ..states import StateTable, View
 from .base import VIEW_ROWS, Display
 from .insight import Insight
-from .table import live_html, summary
+from .table import final_html, live_html, summary
 
 
 def in_notebook() -> bool:
@@ -27,7 +28,24 @@ def in_notebook() -> bool:
     return type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
+def outcome(view: View) -> tuple[str, str]:
+    """The overall bar's style and label: running, or how the run ended."""
+    if view.done < view.total:
+        return "info", "Running"
+    failed = view.counts.get(PreloadStatus.failed, 0)
+    cancelled = view.counts.get(PreloadStatus.cancelled, 0)
+    if failed:
+        return "danger", f"{failed} failed"
+    if cancelled:
+        return "warning", f"{cancelled} cancelled"
+    return "success", "Completed"
+
+
 class NotebookDisplay(Display):
+    """The panel; at the end, every output that shows it also carries the
+    final table as HTML, for renderers without widgets (nbconvert, GitHub,
+    nbviewer)."""
+
     updates_in_place = True
 
     def __init__(
@@ -37,43 +55,80 @@ class NotebookDisplay(Display):
         insight: Insight | None = None,
     ):
         super().__init__(table, insight)
-        self._handle = None
+        self._outputs: list[Any] = []  # IPython display handles
         try:
             import ipywidgets as widgets
         except ImportError:
             self.widget = None
             return
-        self._html = widgets.HTML()
-        self._bar = widgets.FloatProgress(min=0.0, max=1.0, description="Overall")
-        self._summary = widgets.Label()
-        self._button = widgets.Button(description="Cancel", icon="stop")
+        self._html = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self._bar = widgets.FloatProgress(
+            min=0.0,
+            max=1.0,
+            description="Running",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="120px"),
+        )
+        self._summary = widgets.Label(layout=widgets.Layout(width="auto"))
+        self._button = widgets.Button(
+            description="Cancel",
+            icon="stop",
+            tooltip="Cancel the jobs of this run",
+            layout=widgets.Layout(width="auto", flex="none"),
+        )
         self._button.on_click(lambda _: on_cancel())
         self.widget: Any = widgets.VBox(
-            [self._html, widgets.HBox([self._bar, self._button]), self._summary]
+            [
+                self._html,
+                widgets.HBox(
+                    [self._bar, self._button], layout=widgets.Layout(width="100%")
+                ),
+                self._summary,
+            ],
+            layout=widgets.Layout(max_width="100%", overflow="hidden"),
         )
         self.draw()
 
+    def _bundle(self) -> dict[str, Any]:
+        view = self.table.view(VIEW_ROWS)
+        bundle: dict[str, Any] = {"text/plain": summary(view)}
+        if view.done == view.total or self.widget is None:
+            bundle["text/html"] = final_html(view)
+        if self.widget is not None:
+            bundle.update(self.widget._repr_mimebundle_())
+            bundle["text/plain"] = summary(view)
+        return bundle
+
     def show(self) -> None:
         """Display the live panel in the current cell."""
-        from IPython.display import HTML, display
+        from IPython.display import display
 
-        if self.widget is not None:
-            display(self.widget)
-        else:
-            self._handle = display(
-                HTML(live_html(self.table.view(VIEW_ROWS), {})), display_id=True
-            )
+        self._outputs.append(display(self._bundle(), raw=True, display_id=True))
 
     def draw(self) -> None:
         view = self.table.view(VIEW_ROWS)
-        table = live_html(view, self.samples())
         if self.widget is None:
-            if self._handle is not None:
-                from IPython.display import HTML
-
-                self._handle.update(HTML(table))
+            self._update_outputs()
             return
-        self._html.value = table
-        self._bar.value = view.progress
+        self._html.value = live_html(view, self.samples())
+        style, label = outcome(view)
+        self._bar.bar_style = style
+        self._bar.description = label
+        done = view.done == view.total
+        completed = view.counts.get(PreloadStatus.completed, 0)
+        # A run that did not complete shows how much did, not a full bar.
+        self._bar.value = view.progress if not done else completed / (view.total or 1)
+        if done and not view.total:
+            self._bar.value = 1.0
         self._summary.value = summary(view)
         self._button.disabled = self.table.done
+
+    def finish(self) -> None:
+        self.draw()
+        if self.widget is not None:
+            self._update_outputs()
+
+    def _update_outputs(self) -> None:
+        bundle = self._bundle()
+        for output in self._outputs:
+            output.update(bundle, raw=True)
