@@ -52,3 +52,18 @@ def final_table(handle: ExecutorPreloadHandle) -> str:
     if detect_mode() == "terminal":
         return final_text(view, shutil.get_terminal_size().columns)
     return format_table([row.state for row in view.rows]) + "\n" + summary(view)
+
+
+def preload_or_fail(
+    handle: PreloadHandle, data_id: str, duration: float = 10.0
+) -> None:
+    """As ``preload_data``; an id with "laa-laa" in it fails half way."""
+    if "laa-laa" not in data_id:
+        preload_data(handle, data_id, duration)
+        return
+    for i in range(50):
+        time.sleep(duration / 100)
+        handle.notify(
+            PreloadState(data_id, progress=i / 100, message=f"Step #{i // 10 + 1}")
+        )
+    raise OSError(f"{data_id}: connection reset by peer")

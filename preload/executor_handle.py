@@ -213,7 +213,6 @@ class ExecutorPreloadHandle(PreloadHandle):
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()
         if blocking:
-            __tracebackhide__ = True  # IPython shows no frame of ours on Ctrl-C
             in_kernel = isinstance(engine.display, NotebookDisplay)
             try:
                 if in_kernel:  # a click on Cancel is handled while we wait
