@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 NOTEBOOK = Path(__file__).parent.parent / "docs" / "examples" / "preload-demo.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 ROW = re.compile(r"<tr><td>(tt-data/[^<]+?)\s*</td><td>(\w+)\s*</td>")
+LIVE_STATUS = re.compile(r'font-weight:600">(\w+)</span>')
 
 
 def outputs_of(nb, source):
@@ -42,9 +43,13 @@ def widget_of(nb, outputs) -> dict:
     assert box["_model_name"] == "VBoxModel"
     html, row, label = (model(ref) for ref in box["children"])
     bar, button = (model(ref) for ref in row["children"])
+    [static] = [o.data for o in outputs if WIDGET_VIEW in o.get("data", {})]
     return {
-        "statuses": [status for _, status in ROW.findall(html["value"])],
+        "statuses": LIVE_STATUS.findall(html["value"]),
+        # What a renderer without widgets shows: the final table.
+        "static": LIVE_STATUS.findall(static.get("text/html", "")),
         "progress": bar["value"],
+        "bar": (bar["bar_style"], bar["description"]),
         "summary": label["value"],
         "cancel_disabled": button["disabled"],
     }
@@ -64,7 +69,9 @@ def test_seed_notebook_runs_and_shows_what_xcube_shows():
     )
     panel = widget_of(nb, blocking)
     assert panel["statuses"] == ["COMPLETED"] * 4
+    assert panel["static"] == ["COMPLETED"] * 4
     assert panel["progress"] == 1.0
+    assert panel["bar"] == ("success", "Completed")
     assert panel["summary"].startswith("4 jobs: 4 COMPLETED")
     assert panel["cancel_disabled"]
 
@@ -101,6 +108,10 @@ def test_seed_notebook_runs_and_shows_what_xcube_shows():
     # show() displayed the live panel: after cancel() and wait(), all CANCELLED.
     panel = widget_of(nb, outputs_of(nb, "async_handle.show()"))
     assert panel["statuses"] == ["CANCELLED"] * 4
+    assert panel["static"] == ["CANCELLED"] * 4
+    # Not a full bar that reads as success: none completed, 4 cancelled.
+    assert panel["progress"] == 0.0
+    assert panel["bar"] == ("warning", "4 cancelled")
     html = text_of(outputs_of(nb, "async_handle"), "text/html")
     assert [status for _, status in ROW.findall(html)] == ["CANCELLED"] * 4
 
