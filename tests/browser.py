@@ -47,6 +47,10 @@ def jupyter_lab(work: Path) -> Iterator[str]:
     """JupyterLab serving a copy of NOTEBOOK from *work* on 127.0.0.1, with a
     token; yields the notebook's URL. Stopped with its kernels at the end."""
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    # No question about JupyterLab's news over the panels.
+    settings = work / ".settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,

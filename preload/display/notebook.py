@@ -41,6 +41,16 @@ def outcome(view: View) -> tuple[str, str]:
     return "success", "Completed"
 
 
+def _work_done(view: View) -> float:
+    """The share of the work a cancelled run did: a completed job counts 1,
+    another its last progress (0 for those not shown)."""
+    done = sum(
+        1.0 if row.state.status is PreloadStatus.completed else row.state.progress or 0
+        for row in view.rows
+    )
+    return done / view.total
+
+
 class NotebookDisplay(Display):
     """The panel; at the end, every output that shows it also carries the
     final table as HTML, for renderers without widgets (nbconvert, GitHub,
@@ -114,12 +124,7 @@ class NotebookDisplay(Display):
         style, label = outcome(view)
         self._bar.bar_style = style
         self._bar.description = label
-        done = view.done == view.total
-        completed = view.counts.get(PreloadStatus.completed, 0)
-        # A run that did not complete shows how much did, not a full bar.
-        self._bar.value = view.progress if not done else completed / (view.total or 1)
-        if done and not view.total:
-            self._bar.value = 1.0
+        self._bar.value = view.progress if style != "warning" else _work_done(view)
         self._summary.value = summary(view)
         self._button.disabled = self.table.done
 

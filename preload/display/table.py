@@ -225,7 +225,7 @@ COLOURS = {
 # sanitizer may drop a <style> element. Fixed widths for the short columns
 # (px, at 12 px type); the data id and the message share the rest, so that
 # the table fits an output area of 460 px.
-_COLUMN_WIDTHS = (None, 82, 68, 56, 42, 64, None)
+_COLUMN_WIDTHS = (None, 96, 70, 64, 44, 66, None)
 _CELL = (
     "padding:3px 6px;border-bottom:1px solid #e0e0e0;white-space:nowrap;"
     "overflow:hidden;text-overflow:ellipsis;vertical-align:middle;"
@@ -234,7 +234,7 @@ _TABLE = (
     "table-layout:fixed;width:100%;max-width:100%;border-collapse:collapse;"
     "margin:0;font-size:12px;line-height:1.4;font-variant-numeric:tabular-nums;"
 )
-_ID_TAIL = 10
+_ID_TAIL = 7
 """Characters at the end of a long id that stay when it is cut in the middle."""
 
 
@@ -244,15 +244,15 @@ def _td(content: str, align: str = "left", title: str | None = None) -> str:
 
 
 def _id_html(data_id: str) -> str:
-    # Cut in the middle as the column narrows: the start shrinks with an
-    # ellipsis, the end stays.
-    if len(data_id) <= 2 * _ID_TAIL:
+    # Cut in the middle as the column narrows: the start shrinks to an
+    # ellipsis (keeping a character or two), the end stays.
+    if len(data_id) <= _ID_TAIL + 4:
         return html.escape(data_id)
     head, tail = data_id[:-_ID_TAIL], data_id[-_ID_TAIL:]
     return (
         '<div style="display:flex;min-width:0">'
-        '<span style="overflow:hidden;text-overflow:ellipsis;white-space:nowrap">'
-        f"{html.escape(head)}</span>"
+        '<span style="flex:0 1 auto;min-width:1.2em;overflow:hidden;'
+        f'text-overflow:ellipsis;white-space:pre">{html.escape(head)}</span>'
         f'<span style="flex:none;white-space:pre">{html.escape(tail)}</span></div>'
     )
 
@@ -278,7 +278,7 @@ def live_html(view: View, samples: dict[str, Sample]) -> str:
     )
     head = "".join(
         f'<th style="{_CELL}text-align:{"right" if i in _NUMERIC else "left"};'
-        f'font-weight:600;border-bottom:1px solid #9e9e9e">{h}</th>'
+        f'font-size:11px;font-weight:600;border-bottom:1px solid #9e9e9e">{h}</th>'
         for i, h in enumerate(LIVE_HEADERS)
     )
     body = []
@@ -289,7 +289,7 @@ def live_html(view: View, samples: dict[str, Sample]) -> str:
         body.append(
             "<tr>"
             + _td(_id_html(cells[_ID]), title=cells[_ID])
-            + _td(f'<span style="color:{colour};font-weight:600">{cells[1]}</span>')
+            + _td(f'<span style="color:{colour}">{cells[1]}</span>')
             + _td(_progress_html(state, cells[_PROGRESS]), "center")
             + "".join(_td(cells[i], "right") for i in (_ELAPSED, _CPU, _MEMORY))
             + _td(html.escape(cells[_MESSAGE]), title=cells[_MESSAGE])
