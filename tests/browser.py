@@ -154,8 +154,9 @@ def code_cell(page, index: int):
 
 
 def panel(page, index: int):
-    """The live panel in the output of code cell *index*."""
-    return code_cell(page, index).locator(".widget-vbox").first
+    """The output of code cell *index*: its live panel, replaced by the ended
+    panel (HTML) once the run has ended."""
+    return code_cell(page, index).locator(".jp-OutputArea").first
 
 
 def wait_for_text(locator, text: str, timeout: float = 20.0) -> str:

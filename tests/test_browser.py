@@ -39,7 +39,8 @@ def fits(locator) -> bool:
     """True if the panel's table is no wider than the output area."""
     return locator.evaluate(
         "el => { const t = el.querySelector('table');"
-        " return t.scrollWidth <= el.clientWidth + 1; }"
+        " return t.getBoundingClientRect().right"
+        " <= el.getBoundingClientRect().right + 1; }"
     )
 
 
@@ -52,7 +53,7 @@ def test_panels_in_jupyterlab(tmp_path):
         done = panel(page, COMPLETED)
         text = wait_for_text(done, "4 jobs: 4 COMPLETED")
         assert "Completed" in text
-        assert "progress-bar-success" in done.inner_html()
+        assert 'data-outcome="success"' in done.inner_html()
         assert fits(done)
 
         # Cancel, clicked in a non-blocking run's panel.
@@ -63,7 +64,7 @@ def test_panels_in_jupyterlab(tmp_path):
         text = wait_for_text(background, ALL_CANCELLED, timeout=5)
         assert time.monotonic() - clicked < 3
         assert "4 cancelled" in text
-        assert "progress-bar-warning" in background.inner_html()
+        assert 'data-outcome="warning"' in background.inner_html()
 
         # Cancel, clicked while a blocking run holds the kernel's main thread.
         blocking = panel(page, BLOCKING)
@@ -81,7 +82,7 @@ def test_panels_in_jupyterlab(tmp_path):
         mixed = panel(page, MIXED)
         text = wait_for_text(mixed, "4 jobs: 3 COMPLETED, 1 FAILED")
         assert "connection reset by peer" in text
-        assert "progress-bar-danger" in mixed.inner_html()
+        assert 'data-outcome="danger"' in mixed.inner_html()
         assert fits(mixed)
         long_id = mixed.locator("td[title^='s3://']")
         assert long_id.get_attribute("title").endswith("/cube-0001.zarr")
@@ -94,7 +95,7 @@ def test_panels_in_jupyterlab(tmp_path):
         output = wait_for_text(
             interrupted.locator(".jp-OutputArea"), "KeyboardInterrupt", 10
         )
-        wait_for_text(interrupted.locator(".widget-vbox"), ALL_CANCELLED, 5)
+        wait_for_text(interrupted.locator(".jp-OutputArea"), ALL_CANCELLED, 5)
         assert "preload: interrupted, 4 jobs cancelled" in output
         assert "executor_handle.py" not in output
         assert "kernel.py" not in output

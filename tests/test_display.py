@@ -309,3 +309,21 @@ def test_html_table_keeps_steady_widths_and_cuts_long_text_with_a_hover():
     assert '<span style="flex:none;white-space:pre">01.zarr</span>' in html
     assert "text-overflow:ellipsis" in html
     assert ">42%</div>" in html
+
+
+def test_the_ended_panel_is_coloured_and_labelled_by_outcome():
+    from preload.display.table import final_html, outcome, overall
+
+    completed = _view((S.completed, 1.0, None, None), (S.completed, None, None, None))
+    cancelled = _view((S.completed, 1.0, None, None), (S.cancelled, 0.5, None, None))
+    failed = _view((S.cancelled, 0.5, None, None), (S.failed, 0.2, None, None))
+    assert (outcome(completed), overall(completed)) == (("success", "Completed"), 1.0)
+    # Not a full bar that reads as success: the share of the work done.
+    assert (outcome(cancelled), overall(cancelled)) == (
+        ("warning", "1 cancelled"),
+        0.75,
+    )
+    assert outcome(failed) == ("danger", "1 failed")
+    html = final_html(cancelled)
+    assert 'data-outcome="warning"' in html and "width:75.0%" in html
+    assert html.count("<tr>") == 3 and "2 jobs: 1 COMPLETED, 1 CANCELLED" in html

@@ -11,11 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..state import PreloadStatus
-from ..states import StateTable, View
+from ..states import StateTable
 from .base import VIEW_ROWS, Display
 from .insight import Insight
-from .table import final_html, live_html, summary
+from .table import final_html, final_text, live_html, outcome, overall, summary
 
 
 def in_notebook() -> bool:
@@ -28,33 +27,9 @@ def in_notebook() -> bool:
     return type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def outcome(view: View) -> tuple[str, str]:
-    """The overall bar's style and label: running, or how the run ended."""
-    if view.done < view.total:
-        return "info", "Running"
-    failed = view.counts.get(PreloadStatus.failed, 0)
-    cancelled = view.counts.get(PreloadStatus.cancelled, 0)
-    if failed:
-        return "danger", f"{failed} failed"
-    if cancelled:
-        return "warning", f"{cancelled} cancelled"
-    return "success", "Completed"
-
-
-def _work_done(view: View) -> float:
-    """The share of the work a cancelled run did: a completed job counts 1,
-    another its last progress (0 for those not shown)."""
-    done = sum(
-        1.0 if row.state.status is PreloadStatus.completed else row.state.progress or 0
-        for row in view.rows
-    )
-    return done / view.total
-
-
 class NotebookDisplay(Display):
-    """The panel; at the end, every output that shows it also carries the
-    final table as HTML, for renderers without widgets (nbconvert, GitHub,
-    nbviewer)."""
+    """The panel; once the run has ended, every output that shows it is
+    replaced by the ended panel as HTML (``handle.widget`` stays live)."""
 
     updates_in_place = True
 
@@ -101,13 +76,14 @@ class NotebookDisplay(Display):
 
     def _bundle(self) -> dict[str, Any]:
         view = self.table.view(VIEW_ROWS)
-        bundle: dict[str, Any] = {"text/plain": summary(view)}
-        if view.done == view.total or self.widget is None:
-            bundle["text/html"] = final_html(view)
-        if self.widget is not None:
-            bundle.update(self.widget._repr_mimebundle_())
-            bundle["text/plain"] = summary(view)
-        return bundle
+        if view.done == view.total:
+            # The ended run, as HTML: in place of the panel, so that every
+            # renderer shows it, with or without widgets (nbconvert's HTML
+            # opened offline, GitHub, nbviewer).
+            return {"text/html": final_html(view), "text/plain": final_text(view, 100)}
+        if self.widget is None:
+            return {"text/html": live_html(view, {}), "text/plain": summary(view)}
+        return {**self.widget._repr_mimebundle_(), "text/plain": summary(view)}
 
     def show(self) -> None:
         """Display the live panel in the current cell."""
@@ -124,14 +100,14 @@ class NotebookDisplay(Display):
         style, label = outcome(view)
         self._bar.bar_style = style
         self._bar.description = label
-        self._bar.value = view.progress if style != "warning" else _work_done(view)
+        self._bar.value = overall(view)
         self._summary.value = summary(view)
         self._button.disabled = self.table.done
 
     def finish(self) -> None:
         self.draw()
         if self.widget is not None:
-            self._update_outputs()
+            self._update_outputs()  # the ended panel, without widgets
 
     def _update_outputs(self) -> None:
         bundle = self._bundle()

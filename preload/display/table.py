@@ -305,11 +305,57 @@ def live_html(view: View, samples: dict[str, Sample]) -> str:
     )
 
 
+def outcome(view: View) -> tuple[str, str]:
+    """The overall bar's style and label: running, or how the run ended."""
+    if view.done < view.total:
+        return "info", "Running"
+    failed = view.counts.get(PreloadStatus.failed, 0)
+    cancelled = view.counts.get(PreloadStatus.cancelled, 0)
+    if failed:
+        return "danger", f"{failed} failed"
+    if cancelled:
+        return "warning", f"{cancelled} cancelled"
+    return "success", "Completed"
+
+
+def overall(view: View) -> float:
+    """The overall bar's value: the run's progress; for a run that ended
+    with cancelled or failed jobs, the share of the work done (a completed
+    job counts 1, another its last progress; 0 for the rows not shown)."""
+    if view.done < view.total or not view.total:
+        return view.progress
+    done = sum(
+        1.0 if row.state.status is PreloadStatus.completed else row.state.progress or 0
+        for row in view.rows
+    )
+    return done / view.total
+
+
+_OUTCOME_COLOURS = {
+    "info": "#2196f3",
+    "success": "#4caf50",
+    "warning": "#ff9800",
+    "danger": "#f44336",
+}
+
+
 def final_html(view: View) -> str:
-    """The summary and the table, for renderers without widgets."""
+    """The ended panel without widgets: the table, the overall bar coloured by
+    outcome, the summary. For renderers without widgets (nbconvert, GitHub,
+    nbviewer) and in place of the panel once the run has ended."""
+    style, label = outcome(view)
+    bar = (
+        f'<div data-outcome="{style}" style="display:flex;align-items:center;'
+        'gap:8px;margin:6px 0 4px;font-size:13px">'
+        f"<span>{html.escape(label)}</span>"
+        '<div style="flex:1;height:12px;background:#eeeeee;overflow:hidden">'
+        f'<div style="width:{overall(view) * 100:.1f}%;height:100%;'
+        f'background:{_OUTCOME_COLOURS[style]}"></div></div></div>'
+    )
     return (
-        f'<div style="max-width:100%"><div style="font-size:12px;margin:2px 0 4px">'
-        f"{html.escape(summary(view))}</div>{live_html(view, {})}</div>"
+        f'<div class="preload-panel" style="max-width:100%;overflow:hidden">'
+        f"{live_html(view, {})}{bar}"
+        f'<div style="font-size:13px">{html.escape(summary(view))}</div></div>'
     )
 
 
