@@ -306,7 +306,7 @@ def test_html_table_keeps_steady_widths_and_cuts_long_text_with_a_hover():
     assert '<col style="width:64px">' in html  # Elapsed: steady as it changes
     assert f'title="{long_id}"' in html and f'title="{message}"' in html
     # The id's end stays whole as the start is cut.
-    assert '<span style="flex:none;white-space:pre">01.zarr</span>' in html
+    assert '<span style="flex:none;white-space:pre">1.zarr</span>' in html
     assert "text-overflow:ellipsis" in html
     assert ">42%</div>" in html
 

@@ -234,7 +234,7 @@ _TABLE = (
     "table-layout:fixed;width:100%;max-width:100%;border-collapse:collapse;"
     "margin:0;font-size:12px;line-height:1.4;font-variant-numeric:tabular-nums;"
 )
-_ID_TAIL = 7
+_ID_TAIL = 6
 """Characters at the end of a long id that stay when it is cut in the middle."""
 
 
@@ -251,7 +251,7 @@ def _id_html(data_id: str) -> str:
     head, tail = data_id[:-_ID_TAIL], data_id[-_ID_TAIL:]
     return (
         '<div style="display:flex;min-width:0">'
-        '<span style="flex:0 1 auto;min-width:1.2em;overflow:hidden;'
+        '<span style="flex:0 1 auto;min-width:1em;overflow:hidden;'
         f'text-overflow:ellipsis;white-space:pre">{html.escape(head)}</span>'
         f'<span style="flex:none;white-space:pre">{html.escape(tail)}</span></div>'
     )
