@@ -161,7 +161,7 @@ def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> 
             if not handle.wait(cancel_after):
                 handle.cancel()
                 handle.wait()
-            print(handle)
+            print(demo.final_table(handle))
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)

@@ -13,6 +13,7 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from .display import choose_display, detect_mode, format_table
+from .display.kernel import interrupted, wait_processing_ui
 from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
@@ -229,10 +230,17 @@ class ExecutorPreloadHandle(PreloadHandle):
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()
         if blocking:
+            in_kernel = isinstance(engine.display, NotebookDisplay)
             try:
-                engine.table.wait()
-            except BaseException:
+                if in_kernel:  # a click on Cancel is handled while we wait
+                    wait_processing_ui(engine.table.wait)
+                else:
+                    engine.table.wait()
+            except BaseException as exc:
+                open_jobs = len(engine.table.open_ids())
                 engine.close(grace=0)
+                if in_kernel and isinstance(exc, KeyboardInterrupt):
+                    raise interrupted(open_jobs) from None
                 raise
             engine.close(cancel_grace)
 
