@@ -327,3 +327,7 @@ def test_the_ended_panel_is_coloured_and_labelled_by_outcome():
     html = final_html(cancelled)
     assert 'data-outcome="warning"' in html and "width:75.0%" in html
     assert html.count("<tr>") == 3 and "2 jobs: 1 COMPLETED, 1 CANCELLED" in html
+    # Ended: no CPU and memory columns (nothing runs), more room for the rest.
+    assert ">CPU</th>" not in html and ">Memory</th>" not in html
+    assert html.count("<col ") + html.count("<col>") == 5 and ">Elapsed</th>" in html
+    assert ">CPU</th>" in live_html(cancelled, {})

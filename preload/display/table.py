@@ -131,6 +131,7 @@ def _order(item: tuple[PreloadStatus, int]) -> int:
 # of steady width, and right-aligned.
 _ID, _STATUS, _PROGRESS, _ELAPSED, _CPU, _MEMORY, _MESSAGE = range(7)
 _NUMERIC = (_PROGRESS, _ELAPSED, _CPU, _MEMORY)
+_INSIGHT = (_CPU, _MEMORY)
 
 
 def _live_cells(row, samples: dict[str, Sample]) -> list[str]:
@@ -270,16 +271,21 @@ def _progress_html(state: PreloadState, label: str) -> str:
     )
 
 
-def live_html(view: View, samples: dict[str, Sample]) -> str:
+def live_html(view: View, samples: dict[str, Sample], insight: bool = True) -> str:
     """The live table as HTML: a coloured status and progress bar per row,
-    long ids and messages cut with their full text on hover."""
+    long ids and messages cut with their full text on hover. Without
+    *insight* (a run that has ended), no CPU and memory columns: the data id
+    and the message get their room."""
+    shown = [i for i in range(len(LIVE_HEADERS)) if insight or i not in _INSIGHT]
     cols = "".join(
-        f'<col style="width:{w}px">' if w else "<col>" for w in _COLUMN_WIDTHS
+        f'<col style="width:{_COLUMN_WIDTHS[i]}px">' if _COLUMN_WIDTHS[i] else "<col>"
+        for i in shown
     )
     head = "".join(
         f'<th style="{_CELL}text-align:{"right" if i in _NUMERIC else "left"};'
-        f'font-size:11px;font-weight:600;border-bottom:1px solid #9e9e9e">{h}</th>'
-        for i, h in enumerate(LIVE_HEADERS)
+        f'font-size:11px;font-weight:600;border-bottom:1px solid #9e9e9e">'
+        f"{LIVE_HEADERS[i]}</th>"
+        for i in shown
     )
     body = []
     for row in view.rows:
@@ -291,13 +297,19 @@ def live_html(view: View, samples: dict[str, Sample]) -> str:
             + _td(_id_html(cells[_ID]), title=cells[_ID])
             + _td(f'<span style="color:{colour}">{cells[1]}</span>')
             + _td(_progress_html(state, cells[_PROGRESS]), "center")
-            + "".join(_td(cells[i], "right") for i in (_ELAPSED, _CPU, _MEMORY))
+            + "".join(
+                _td(cells[i], "right")
+                for i in (_ELAPSED, _CPU, _MEMORY)
+                if insight or i not in _INSIGHT
+            )
             + _td(html.escape(cells[_MESSAGE]), title=cells[_MESSAGE])
             + "</tr>"
         )
     hidden = view.total - len(view.rows)
     if hidden:
-        body.append(f'<tr><td colspan="7" style="{_CELL}">... and {hidden} more jobs')
+        body.append(
+            f'<tr><td colspan="{len(shown)}" style="{_CELL}">... and {hidden} more jobs'
+        )
         body[-1] += "</td></tr>"
     return (
         f'<table class="preload-table" style="{_TABLE}"><colgroup>{cols}</colgroup>'
@@ -354,7 +366,7 @@ def final_html(view: View) -> str:
     )
     return (
         f'<div class="preload-panel" style="max-width:100%;overflow:hidden">'
-        f"{live_html(view, {})}{bar}"
+        f"{live_html(view, {}, insight=False)}{bar}"
         f'<div style="font-size:13px">{html.escape(summary(view))}</div></div>'
     )
 
