@@ -452,8 +452,8 @@ def test_displays_show_where_each_job_runs_with_its_cpu_and_memory(client, tmp_p
             assert sample.rss > 1e6 and sample.cpu >= 0
         view = engine.table.view(10)
         text = "\n".join(live_text(view, samples(), width=200))
-        assert "Where" in text and f"{host} {pids['a']}" in text
-        assert "<th>Where</th>" in live_html(view, samples())
+        assert f"[{host} {pids['a']}]" in text
+        assert f"[{host} {pids['b']}]" in live_html(view, samples())
         Path(tmp_path, "open").touch()
         assert handle.wait(10)
         assert samples() == {}

@@ -18,7 +18,10 @@ parent, makes up for both:
 * ``cancel()`` ends the jobs not started CANCELLED before it returns; jobs
   still running when ``cancel_grace`` ends are terminated and end CANCELLED;
 * ``close()`` terminates what still runs ``cancel_grace`` after the cancel,
-  whatever the jobs reported.
+  whatever the jobs reported;
+* a job whose worker died or that was stopped past its timeout runs again,
+  while its retries last, where ``retry_on`` names ``WorkerDiedError`` or
+  ``TimeoutError`` (see ``retry.py``).
 
 Each worker runs in a session of its own: terminating a job's worker
 terminates its process group too, which reaches the grandchildren a job
@@ -50,7 +53,8 @@ import psutil
 from ..board import ENDED, QUEUED, Phases, Roster, StopFlags
 from ..channel import ChannelEnd
 from ..collector import Collector
-from ..errors import ResultLostError, WorkerDiedError, describe_exit
+from ..errors import ResultLostError, WorkerDiedError, describe, describe_exit
+from ..retry import Retry, keep_earlier
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
 from ..worker import (
@@ -94,8 +98,11 @@ class PoolRunner:
         timeout: float | None,
         cancel_grace: float | None,
         max_memory: int | None = None,
+        retry: Retry | None = None,
     ):
         self._jobs = jobs
+        self._retry = retry
+        self._retrying: set[int] = set()  # by a retry, on the next pool
         self._end = end
         self._context = context
         self._max_workers = max_workers
@@ -175,9 +182,17 @@ class PoolRunner:
             return
         outcome = outcome_of(future)
         if not future.cancelled() and error is None and index in self._timed_out:
+            timeout = self._timeout_error(index, terminated=False)
+            # What failed before, in its worker too.
+            earlier = outcome.earlier
+            if self._may_retry(timeout, earlier):
+                # The messages it did not send yet still count.
+                self._collector.deliver(list(outcome.tail))
+                self._events.put(("retry", index, timeout, earlier))
+                return
             outcome = outcome._replace(
                 status=PreloadStatus.failed.value,
-                exception=self._timeout_error(index, terminated=False),
+                exception=self._with_earlier(timeout, earlier),
             )
         self._collector.post_outcome(self._jobs[index].data_id, outcome)
 
@@ -204,6 +219,8 @@ class PoolRunner:
                 self._look()
             elif kind == "broken":
                 self._replace_pool(event[1])
+            elif kind == "retry":
+                self._retry_now(*event[1:])
             elif kind == "cancel":
                 self._cancel()
             elif kind == "abort":
@@ -320,14 +337,7 @@ class PoolRunner:
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
         for index in indexes:
-            self._phases.set(index, QUEUED)
-            future = self._pool.submit(
-                run_job, self._jobs[index]._replace(function=None)
-            )
-            future.add_done_callback(
-                functools.partial(self._on_done, self._generation, index)
-            )
-            self._futures[index] = future
+            self._submit(index)
         # The pool spawns workers in submit(), after it has woken its manager
         # thread, which then waits on the sentinels of the workers it knew:
         # a worker spawned last could die unnoticed while the others run on.
@@ -336,6 +346,68 @@ class PoolRunner:
         # shutdown(wait=False) forgets the pool's manager thread: keep it, to
         # join it when this pool is done.
         self._manager_thread = self._pool._executor_manager_thread
+
+    def _submit(self, index: int) -> None:
+        self._phases.set(index, QUEUED)
+        try:
+            future = self._pool.submit(
+                run_job, self._jobs[index]._replace(function=None)
+            )
+        except BrokenProcessPool as exc:
+            # A retry for a pool that broke meanwhile: the pool's "broken"
+            # event is on its way, and this job goes to the next pool.
+            future = Future()
+            future.set_exception(exc)
+            self._futures[index] = future
+            return
+        future.add_done_callback(
+            functools.partial(self._on_done, self._generation, index)
+        )
+        self._futures[index] = future
+
+    def _may_retry(self, error: Exception, earlier: tuple[str, ...]) -> bool:
+        """True if a job may run again after *error* (a WorkerDiedError or a
+        TimeoutError of ours; *earlier*: the failures before it):
+        ``retry_on`` names its class itself, and retries are left."""
+        retry = self._retry
+        return (
+            retry is not None
+            and not self._cancelling
+            and retry.names(type(error))
+            and len(earlier) < retry.retries
+        )
+
+    def _with_earlier(self, error: Exception, earlier: tuple[str, ...]) -> Exception:
+        if self._retry is not None:
+            keep_earlier(error, list(earlier), self._retry.retries + 1)
+        return error
+
+    def _prepare_retry(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
+        """The job's next run starts with a wait and knows *error*."""
+        job = self._jobs[index]
+        self._jobs[index] = job._replace(earlier=(*earlier, describe(error)))
+        self._timed_out.pop(index, None)
+        self._killed.discard(index)
+        self._stops.lower(index)
+        if self._cancelling:  # cancel() raised every flag before we lowered it
+            self._stops.raise_flag(index)
+
+    def _retry_now(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
+        """Run a job that timed out (and stopped) again on the current pool."""
+        if self._pool is None or self._cancelling:
+            outcome = (
+                CANCELLED
+                if self._cancelling
+                else Outcome(PreloadStatus.failed.value, error)
+            )
+            self._collector.post_outcome(self._jobs[index].data_id, outcome)
+            return
+        self._prepare_retry(index, error, earlier)
+        self._submit(index)
 
     def _replace_pool(self, generation: int) -> None:
         """Shut a broken pool down; settle or rerun each job it lost."""
@@ -374,13 +446,14 @@ class PoolRunner:
             else:
                 self._collector.post_outcome(self._jobs[index].data_id, outcome)
         for index in rerun:
-            if phases[index] != QUEUED:
+            if phases[index] != QUEUED and index not in self._retrying:
                 self._collector.post_update(
                     PreloadState(
                         self._jobs[index].data_id,
                         message=f"run again on a fresh pool: {cause or 'it broke'}",
                     )
                 )
+        self._retrying.clear()
         if rerun:
             self._new_pool(rerun)
 
@@ -395,15 +468,17 @@ class PoolRunner:
         """The outcome of a job a broken pool lost, or None to run it again."""
         failed = PreloadStatus.failed.value
         if index in self._killed:
-            return Outcome(failed, self._timeout_error(index, terminated=True))
+            return self._retry_or_fail(
+                index, self._timeout_error(index, terminated=True)
+            )
         if index in self._over:
             return Outcome(failed, self._memory_error(index))
         if self._cancelling:
             return CANCELLED
         if index in dead:
             pid, code = dead[index]
-            return Outcome(
-                failed, WorkerDiedError(f"{describe_exit(pid, code)} while running it")
+            return self._retry_or_fail(
+                index, WorkerDiedError(f"{describe_exit(pid, code)} while running it")
             )
         if index in suspects or (was_running and not dead and not suspects):
             self._attempts[index] += 1
@@ -419,6 +494,16 @@ class PoolRunner:
             failed,
             BrokenProcessPool(f"its process pool broke {MAX_LOST} times under it"),
         )
+
+    def _retry_or_fail(self, index: int, error: Exception) -> Outcome | None:
+        """None to run the job again, where its retries allow; else FAILED."""
+        # Failures in its worker before it died or was stopped are not known.
+        earlier = self._jobs[index].earlier
+        if self._may_retry(error, earlier):
+            self._prepare_retry(index, error, earlier)
+            self._retrying.add(index)
+            return None
+        return Outcome(PreloadStatus.failed.value, self._with_earlier(error, earlier))
 
     def _result_lost_error(
         self, index: int, error: BrokenProcessPool
