@@ -206,7 +206,7 @@ class Engine:
                 self.channel.start(self.collector.deliver, self._channel_lost)
                 self._runner = DaskRunner(
                     executor, jobs, self.channel, self.collector,
-                    timeout, cancel_grace, max_memory, function_module,
+                    timeout, cancel_grace, max_memory, function_module, retry,
                 )  # fmt: skip
                 return
             if uses_threads(executor):

@@ -204,6 +204,33 @@ def test_a_job_that_dies_fails_alone_naming_host_and_pid(client, tmp_path, how, 
     assert worker_pids(client) == workers
 
 
+def test_retries_on_the_cluster(client, tmp_path):
+    ids = ("flaky", "dies")
+    handle = run(
+        ids,
+        _retry_roles,
+        client,
+        path=str(tmp_path),
+        retries=2,
+        retry_on=(ConnectionError, WorkerDiedError),
+        retry_delay=0.01,
+    )
+    flaky, dies = handle.states
+    # Retried inside its process (it raised), then in a fresh one (it died).
+    assert (flaky.status, flaky.message) == (S.completed, "Done.")
+    assert dies.status is S.completed
+    assert len(list(tmp_path.glob("attempt-dies-*"))) == 2
+
+
+def _retry_roles(handle, data_id, path):
+    import retry_jobs
+
+    if data_id == "flaky":
+        retry_jobs.flaky(handle, data_id, path, fails=1)
+    else:
+        retry_jobs.dies_once(handle, data_id, path)
+
+
 def test_a_job_past_its_memory_limit_fails(client):
     handle = run(("hog", "light"), jobs.hog, client, max_memory="200MB")
     hog, light = handle.states
@@ -215,14 +242,11 @@ def test_a_job_past_its_memory_limit_fails(client):
 
 def test_a_job_that_cancels_the_whole_run(client, tmp_path):
     ids = ("canceller", "other")
-    roles = {"canceller": "steady:0.1", "other": "gate"}
-
     handle = run(ids, _cancel_run, client, blocking=False, path=str(tmp_path))
     with handle:
         assert handle.wait(10)
         assert handle.cancelled
         assert handle.get_state("other").status is S.cancelled
-    del roles
 
 
 def _cancel_run(handle, data_id, path):

@@ -39,6 +39,7 @@ from ..collector import Collector
 from ..display.insight import Sample
 from ..errors import ResultLostError, WorkerDiedError, describe
 from ..outbox import Send
+from ..retry import Retry
 from ..state import PreloadStatus
 from ..worker import CANCELLED, Job, Outcome
 from . import dask_worker
@@ -161,6 +162,7 @@ class DaskRunner:
         cancel_grace: float | None,
         max_memory: int | None,
         function_module: str | None = None,
+        retry: Retry | None = None,
     ):
         self._client = client
         self._jobs = jobs
@@ -171,7 +173,7 @@ class DaskRunner:
         self._task_args = {
             "end": channel.end,
             "function": self._function,
-            "limits": Limits(timeout, cancel_grace, max_memory),
+            "limits": Limits(timeout, cancel_grace, max_memory, retry),
             # Imported once per worker, by the helper that forks job processes.
             "modules": (function_module,) if function_module else (),
         }

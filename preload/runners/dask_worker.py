@@ -39,7 +39,8 @@ from typing import NamedTuple
 import psutil
 from distributed import get_worker
 
-from ..errors import WorkerDiedError, describe_exit
+from ..errors import WorkerDiedError, describe, describe_exit
+from ..retry import Retry, keep_earlier
 from ..state import PreloadStatus
 from ..worker import CANCELLED, Job, Outcome
 from .dask_child import (
@@ -79,6 +80,9 @@ class Limits(NamedTuple):
     timeout: float | None
     grace: float | None
     max_memory: int | None
+    retry: Retry | None = None
+    """Runs again a job whose process died or that was stopped past its
+    timeout, where ``retry_on`` names ``WorkerDiedError`` or ``TimeoutError``."""
 
 
 def topic(token: str) -> str:
@@ -189,7 +193,17 @@ def run_dask_job(
             return CANCELLED
         run.active += 1
     try:
-        return _run(job._replace(function=function), end, run, limits, modules)
+        job = job._replace(function=function)
+        while True:
+            outcome = _run(job, end, run, limits, modules)
+            error = outcome.exception
+            if not _retried(error, job.earlier, limits.retry, run):
+                break
+            # The next attempt waits (retry_delay), saying so, in its process.
+            job = job._replace(earlier=(*job.earlier, describe(error)))
+        if job.earlier and isinstance(error, BaseException):
+            keep_earlier(error, list(job.earlier), limits.retry.retries + 1)
+        return outcome
     finally:
         with _lock:
             run.active -= 1
@@ -334,6 +348,20 @@ def _supervise(
     return Outcome(
         failed,
         WorkerDiedError(f"{what} on {host} (dask worker {worker.address})"),
+    )
+
+
+def _retried(
+    error: object, earlier: tuple[str, ...], retry: Retry | None, run: _RunOnWorker
+) -> bool:
+    # Only the task's own errors (the job's are packed) and only the classes
+    # retry_on names itself, as on our own pool.
+    return (
+        retry is not None
+        and isinstance(error, (WorkerDiedError, TimeoutError))
+        and retry.names(type(error))
+        and len(earlier) < retry.retries
+        and not run.cancelled
     )
 
 
