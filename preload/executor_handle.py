@@ -109,18 +109,20 @@ class ExecutorPreloadHandle(PreloadHandle):
     Args:
         data_ids: the ids of the data resources: unique strs, in any iterable.
         preload_data: the function that preloads one data resource.
-        executor: an executor to run the jobs on, instead of our own pool.
+        executor: an executor to run the jobs on, instead of our own pool:
+            a ``concurrent.futures.Executor``, or a ``distributed.Client`` (each
+            job then runs in a process of its own on the cluster's workers).
         blocking: if True, return when every job has ended, with all
             processes and threads released.
         silent: if True, print nothing.
         max_workers: worker processes of our own pool; by default
             min(number of ids, usable CPUs).
-        job_timeout: seconds a job may run (our own pool only). Past it, the
-            job sees ``cancelled``; still running ``cancel_grace`` later, it is
-            terminated. It ends FAILED with a ``TimeoutError``.
+        job_timeout: seconds a job may run (our own pool or a dask cluster).
+            Past it, the job sees ``cancelled``; still running ``cancel_grace``
+            later, it is terminated. It ends FAILED with a ``TimeoutError``.
         max_memory: resident memory a job's processes may hold (its worker
-            and the worker's children; our own pool only): bytes, or a str
-            such as "2GiB", "500MB", "1.5G". Sampled every ~0.1 s; past it,
+            and the worker's children; our own pool or a dask cluster): bytes,
+            or a str such as "2GiB", "500MB", "1.5G". Sampled every ~0.1 s; past it,
             the job is terminated and ends FAILED with a ``MemoryError``.
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
             ``close()`` or its timeout, before its worker is terminated; None
@@ -130,7 +132,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         retry_on: the exceptions that are retried: a class or a tuple. A
             worker that died or a job stopped for its *job_timeout* count
             only where ``WorkerDiedError`` or ``TimeoutError`` itself is
-            named (our own pool only).
+            named (our own pool or a dask cluster).
         retry_delay: seconds before the first retry, doubling for each
             next one, times a random factor in [0.75, 1.25].
         mp_context: a multiprocessing context or start method name for our
