@@ -48,6 +48,26 @@ def chatty(handle, data_id, n):
         handle.notify(PreloadState(data_id, message=f"m{i}"))
 
 
+def hot_path(handle, data_id, n=200_000):
+    """Times progress notify() and handle.cancelled in the job; reports ns each."""
+    began = time.perf_counter()
+    for i in range(n):
+        handle.notify(PreloadState(data_id, progress=i / n))
+    notify = (time.perf_counter() - began) / n
+    began = time.perf_counter()
+    for _ in range(n):
+        handle.cancelled  # noqa: B018 - the read is what is timed
+    cancelled = (time.perf_counter() - began) / n
+    handle.notify(
+        PreloadState(data_id, message=f"{notify * 1e9:.0f} {cancelled * 1e9:.0f}")
+    )
+
+
+def in_job(client):
+    [state] = run(["h"], hot_path, client).states
+    return tuple(map(float, state.message.split()))
+
+
 def waits_for_cancel(handle, data_id, path):
     Path(path, f"started-{data_id}").touch()
     while not handle.cancelled:
@@ -129,6 +149,7 @@ def main() -> None:
             results.setdefault("cpu", []).append(cpu_bound(client, 8, 0.5))
             results.setdefault("messages", []).append(messages(client, args.messages))
             results.setdefault("cancel", []).append(cancel_latency(client))
+            results.setdefault("in_job", []).append(in_job(client))
     print(f"load after: {os.getloadavg()}")
 
     def median(key, i=None):
@@ -155,6 +176,10 @@ def main() -> None:
         f" ratio {dask / local:.2f}x"
     )
     print(f"messages delivered: {median('messages'):,.0f} msg/s")
+    print(
+        f"in a job on the cluster: progress notify() {median('in_job', 0):.0f} ns"
+        f" (with a new PreloadState), cancelled {median('in_job', 1):.0f} ns"
+    )
     call, seen, final = (median("cancel", i) * 1e3 for i in range(3))
     print(
         f"cancel: call {call:.1f} ms, running jobs see it after {seen:.1f} ms,"
