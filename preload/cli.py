@@ -18,6 +18,7 @@ from . import __version__, demo
 from .errors import describe
 from .executor_handle import ExecutorPreloadHandle
 from .state import PreloadStatus
+from .validation import check_memory
 
 
 class UsageError(Exception):
@@ -55,6 +56,13 @@ def _whole(text: str, minimum: int) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
     return value
+
+
+def _memory(text: str) -> int:
+    try:
+        return check_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
@@ -121,6 +129,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         " else a string",
     )
     run.add_argument("--timeout", type=_positive, help="seconds a job may run")
+    run.add_argument(
+        "--max-memory",
+        type=_memory,
+        metavar="SIZE",
+        help="resident memory a job's processes may hold, e.g. 2GiB or 500MB;"
+        " past it the job is terminated and fails",
+    )
     run.add_argument(
         "--cancel-grace", type=_seconds, help="seconds a cancelled job gets to stop"
     )
@@ -254,6 +269,7 @@ def run_function(args: argparse.Namespace) -> int:
     ids = read_ids(args.ids, args.ids_from)
     options: dict[str, Any] = {
         "job_timeout": args.timeout,
+        "max_memory": args.max_memory,
         "mp_context": args.start_method,
         "retries": args.retries,
         "retry_delay": args.retry_delay,

@@ -55,6 +55,12 @@ def broken(handle, data_id):
 def slow(handle, data_id):
     while not handle.cancelled:
         time.sleep(0.01)
+
+def hog(handle, data_id):
+    held = []
+    while True:
+        held.append(bytearray(20 << 20))
+        time.sleep(0.02)
 """
 
 
@@ -116,9 +122,23 @@ def test_run_times_out_a_job(tmp_path):
     assert record["exception"] == "TimeoutError: 'a' exceeded its timeout of 0.3 s"
 
 
+def test_run_max_memory_fails_a_job_that_uses_more(tmp_path):
+    result = preload_in(
+        tmp_path, "run", "myjobs:hog", "a", "--max-memory", "200MB", "--json", "o.jl"
+    )
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in (tmp_path / "o.jl").open()]
+    assert record["status"] == "failed"
+    assert record["exception"].startswith(
+        "MemoryError: 'a' used more memory than its limit of 200 MB (max_memory)"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
+        (["myjobs:convert", "a", "--max-memory", "lots"], "max_memory must be"),
+        (["myjobs:convert", "a", "--max-memory", "0"], "must be > 0 bytes"),
         (["nomod:f", "a"], "cannot import module 'nomod'"),
         (["myjobs:nope", "a"], "module 'myjobs' has no 'nope'"),
         (["myjobs", "a"], "expected MODULE:FUNCTION"),
