@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from .channel import Channel, ManagerChannel, ThreadChannel
+from .channel import Channel, ManagerChannel, PipeChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
 from .runners.executor import ExecutorRunner
@@ -200,12 +200,15 @@ class Engine:
                     mp_context = multiprocessing.get_context(mp_context)
                 modules = [function_module] if function_module else []
                 context = mp_context or default_mp_context(modules)
-                self.channel = ManagerChannel(ids, token, context)
+                if executor is None:
+                    self.channel = PipeChannel(ids, token, context)
+                else:
+                    self.channel = ManagerChannel(ids, token, context)
             self.channel.start(self.collector.deliver, self._channel_lost)
             if executor is None:
                 self._runner = PoolRunner(
                     jobs,
-                    self.channel.end,
+                    self.channel,
                     context,
                     max_workers or min(len(jobs), usable_cpus()),
                     self.collector,
