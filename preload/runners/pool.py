@@ -129,6 +129,7 @@ class PoolRunner:
         self._alone: set[int] = set()  # to run in a batch of their own
         self._per_job: float | None = None  # seconds, measured in the workers
         self._size = 1  # of the latest batch
+        self.batches = 0  # submitted so far
         self._attempts: Counter[int] = Counter()
         self._lost: Counter[int] = Counter()  # broken pools, not suspected
         self._timed_out: dict[int, float] = {}  # job index -> when flagged
@@ -391,13 +392,21 @@ class PoolRunner:
                     if self._pending[0] in self._alone:
                         break
                     batch.append(self._pending.popleft())
-            self._alone.difference_update(batch)
             indexes = tuple(batch)
-            future = self._pool.submit(
-                run_batch, tuple((i, self._jobs[i].data_id) for i in indexes)
-            )
+            try:
+                future = self._pool.submit(
+                    run_batch, tuple((i, self._jobs[i].data_id) for i in indexes)
+                )
+            except BrokenProcessPool:
+                # Broken since the last look: the batch waits for a fresh pool
+                # (the "broken" event may be on its way; a second is ignored).
+                self._pending.extendleft(reversed(indexes))
+                self._events.put(("broken", self._generation))
+                break
+            self._alone.difference_update(indexes)
             with self._batches_lock:
                 self._batches[future] = indexes
+            self.batches += 1
             future.add_done_callback(
                 functools.partial(self._on_done, self._generation, indexes)
             )
@@ -484,8 +493,9 @@ class PoolRunner:
                 )
         for index in rerun:
             self._phases.set(index, QUEUED)
-        # Each alone: one of them may be what broke the pool.
-        self._alone.update(rerun)
+        # Alone, each job that may be what broke the pool; jobs that had not
+        # started go in batches again.
+        self._alone.update(i for i in rerun if i in suspects or i in was_running)
         self._pending.extendleft(reversed(rerun))
         if self._pending and not self._cancelling:
             self._new_pool()
