@@ -42,7 +42,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from multiprocessing.managers import SyncManager
 
 from .errors import ChannelLostError
 from .lifeline import hold_on_to, temp_dir_to_clean
@@ -212,6 +211,9 @@ class ManagerChannel(Channel):
     """Jobs in other processes post through a Manager queue."""
 
     def __init__(self, data_ids: frozenset[str], token: str, mp_context: BaseContext):
+        # Imported here: workers of our own pools never need it.
+        from multiprocessing.managers import SyncManager
+
         self._manager = SyncManager(ctx=mp_context)
         # Should this process be killed, its Manager removes its temp folder.
         self._manager.start(hold_on_to, (os.getpid(), temp_dir_to_clean()))

@@ -56,7 +56,7 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else
     spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        _preload_in_forkserver(["preload.worker", *modules])
+        _preload_in_forkserver(["preload.runners.in_worker", *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
 

@@ -61,15 +61,8 @@ from ..errors import ResultLostError, WorkerDiedError, describe_exit
 from ..lifeline import temp_dir_to_clean
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
-from ..worker import (
-    CANCELLED,
-    Job,
-    JobFunction,
-    Outcome,
-    init_process,
-    outcome_of,
-    run_job,
-)
+from ..worker import CANCELLED, Job, Outcome, outcome_of
+from .in_worker import init_worker, run_batch
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -561,40 +554,6 @@ class PoolRunner:
         if terminated:
             text += f" and was terminated {self._grace:g} s later (cancel_grace)"
         return TimeoutError(text)
-
-
-def init_worker(
-    end: PipeEnd,
-    roster: Roster,
-    stops: StopFlags,
-    parent_pid: int,
-    parent_temp_dir: str | None,
-    function: bytes | JobFunction,
-) -> None:
-    """Initializer of our pool's workers: a session of its own (its process
-    group reaches what its jobs detach), then the worker's own setup, then
-    the pipe of its slot."""
-    with contextlib.suppress(PermissionError):  # a group leader already
-        os.setsid()
-    init_process(end, roster, stops, parent_pid, function, parent_temp_dir)
-    end.use_slot(roster.slot)
-
-
-def run_batch(jobs: tuple[tuple[int, str], ...]) -> tuple[list[Outcome], float]:
-    """In a worker: run the jobs (index, data id) one after another. Returns
-    the outcomes of those that ran and the seconds they took. A job that
-    raises what is not an Exception ends the batch: alone, it raises (as a
-    job of its own would); later in a batch, it runs again alone."""
-    start = time.perf_counter()
-    outcomes = []
-    for index, data_id in jobs:
-        try:
-            outcomes.append(run_job(Job(index, data_id, None)))
-        except BaseException:
-            if not outcomes:
-                raise
-            break
-    return outcomes, time.perf_counter() - start
 
 
 def terminate_trees(pids: list[int]) -> None:
