@@ -56,7 +56,13 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else
     spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        _preload_in_forkserver(["preload.runners.in_worker", *modules])
+        ours = ["preload.runners.in_worker"]
+        if getattr(sys.modules["__main__"], "__file__", None) is not None:
+            # Each worker runs a script's top level again (the forkserver
+            # never preloads __main__ before Python 3.14), which imports the
+            # handle's side of the package too: then the forkserver does.
+            ours.append("preload.executor_handle")
+        _preload_in_forkserver([*ours, *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
 

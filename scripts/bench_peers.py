@@ -204,20 +204,19 @@ LIBRARIES = ["preload", *PLAIN]
 # -- progress: only where a library can carry updates -----------------------
 
 
-def progress_raw_manager() -> None:
-    # The raw pool's way: a Manager queue, given to each worker once.
-    with multiprocessing.get_context("forkserver").Manager() as manager:
-        queue = manager.Queue()
-        drained = drain(queue)
-        with ProcessPoolExecutor(
-            WORKERS,
-            mp_context=ctx("forkserver"),
-            initializer=set_progress,
-            initargs=(queue,),
-        ) as pool:
-            list(pool.map(progress_to_queue, range(4)))
-        queue.put(None)
-        drained.join()
+def progress_raw_queue() -> None:
+    # The raw pool's way: a multiprocessing queue, given to each worker once.
+    queue = ctx("forkserver").Queue()
+    drained = drain(queue)
+    with ProcessPoolExecutor(
+        WORKERS,
+        mp_context=ctx("forkserver"),
+        initializer=set_progress,
+        initargs=(queue,),
+    ) as pool:
+        list(pool.map(progress_to_queue, range(4)))
+    queue.put(None)
+    drained.join()
 
 
 def progress_pebble_queue() -> None:
@@ -252,7 +251,7 @@ def drain(queue) -> threading.Thread:
 
 
 PROGRESS: dict[str, Callable[[], object]] = {
-    "raw forkserver + Manager queue": progress_raw_manager,
+    "raw forkserver + mp.Queue": progress_raw_queue,
     "preload": lambda: run_preload("progress", range(4)),
     "pebble + mp.Queue": progress_pebble_queue,
     "raw fork + shared array": progress_shared_array,
@@ -404,7 +403,7 @@ def main() -> None:
             f"4 jobs x {UPDATES:,} progress updates",
             progress,
             "s",
-            "raw forkserver + Manager queue",
+            "raw forkserver + mp.Queue",
         )
 
 
