@@ -6,10 +6,10 @@
 Workloads, 2 workers everywhere:
 
 * tiny: 2,000 jobs that return at once; wall time from the pool's creation to
-  the last result, and the peak resident memory of the parent and its
-  children meanwhile;
+  the last result;
 * cold: a fresh interpreter (libraries imported) from the pool's creation to
-  the first job started;
+  the first job started; then, in that interpreter, the peak resident memory
+  of it and its children while a new pool runs the 2,000 jobs;
 * cpu: 8 CPU-bound jobs of ~0.5 s; preload's jobs report progress 100 times;
 * progress: 4 jobs of 100,000 progress updates each, where a library can
   carry them (preload: notify(); the others: a queue, or a shared array).
@@ -205,8 +205,9 @@ LIBRARIES = ["preload", *PLAIN]
 
 
 def progress_raw_queue() -> None:
-    # The raw pool's way: a multiprocessing queue, given to each worker once.
-    queue = ctx("forkserver").Queue()
+    # The raw pool's way: a SimpleQueue (no feeder thread, so nothing is
+    # left unsent when a pool stops its workers), given to each worker once.
+    queue = ctx("forkserver").SimpleQueue()
     drained = drain(queue)
     with ProcessPoolExecutor(
         WORKERS,
@@ -222,7 +223,7 @@ def progress_raw_queue() -> None:
 def progress_pebble_queue() -> None:
     import pebble
 
-    queue = ctx("fork").Queue()
+    queue = ctx("fork").SimpleQueue()
     drained = drain(queue)
     with pebble.ProcessPool(
         max_workers=WORKERS, initializer=set_progress, initargs=(queue,)
@@ -251,9 +252,9 @@ def drain(queue) -> threading.Thread:
 
 
 PROGRESS: dict[str, Callable[[], object]] = {
-    "raw forkserver + mp.Queue": progress_raw_queue,
+    "raw forkserver + SimpleQueue": progress_raw_queue,
     "preload": lambda: run_preload("progress", range(4)),
-    "pebble + mp.Queue": progress_pebble_queue,
+    "pebble + SimpleQueue": progress_pebble_queue,
     "raw fork + shared array": progress_shared_array,
 }
 
@@ -262,51 +263,69 @@ PROGRESS: dict[str, Callable[[], object]] = {
 
 
 class PeakMemory:
-    """Peak resident memory of this process and its children, sampled."""
+    """Peak resident memory of this process and its children, sampled every
+    5 ms by a process of its own (a sampling thread here would make the
+    fork-based pools fork a process with threads)."""
 
     def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while True:
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    if "forkserver" not in " ".join(proc.cmdline()):
-                        total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            if self._stop.wait(0.005):
-                return
+        self._sampler = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--sample", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._sampler.stdout.readline()  # sampling
 
     def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
+        out, _ = self._sampler.communicate("stop\n")
+        return int(out)
 
 
-def cold_start(library: str) -> float:
+def sample(pid: int) -> None:
+    """In the sampler: sum the RSS of *pid* and its children (not ourselves,
+    nor the forkserver shared by every run) until told to stop."""
+    me = os.getpid()
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set())).start()
+    root = psutil.Process(pid)
+    peak = 0
+    print("sampling", flush=True)
+    while not stop.wait(0.005):
+        total = 0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                # The forkserver's workers share its cmdline; it has ppid root.
+                server = proc.ppid() == pid and "forkserver" in " ".join(proc.cmdline())
+                if proc.pid != me and not server:
+                    total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        peak = max(peak, total)
+    print(peak, flush=True)
+
+
+def fresh(library: str) -> tuple[float, float]:
     """In a fresh interpreter: seconds from the pool's creation to the first
-    job started."""
+    job started; then the peak memory (MB) of that interpreter and its
+    children while a new pool runs the tiny jobs."""
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--cold", library],
+        [sys.executable, os.path.abspath(__file__), "--fresh", library],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return float(out.split()[-1])
+    cold, peak = out.split()[-2:]
+    return float(cold), int(peak) / 1e6
 
 
-def cold_start_here(library: str) -> float:
+def fresh_here(library: str) -> None:
     if library in ("pebble", "loky", "joblib", "mpire", "preload"):
         __import__(library)  # imports are not what is timed
     t0 = time.time()
-    return run(library, first_started, [0])[0] - t0
+    cold = run(library, first_started, [0])[0] - t0
+    peak = PeakMemory()
+    run(library, noop, range(TINY))
+    print(cold, peak.stop())
 
 
 def wait_for_quiet(limit: float, max_wait: float) -> float:
@@ -342,10 +361,14 @@ def main() -> None:
     parser.add_argument("--quiet-load", type=float, default=1.5)
     parser.add_argument("--max-wait", type=float, default=60.0)
     parser.add_argument("--only", nargs="*", help="tiny cold cpu progress")
-    parser.add_argument("--cold", help=argparse.SUPPRESS)
+    parser.add_argument("--fresh", help=argparse.SUPPRESS)
+    parser.add_argument("--sample", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cold:
-        print(cold_start_here(args.cold))
+    if args.sample:
+        sample(args.sample)
+        return
+    if args.fresh:
+        fresh_here(args.fresh)
         return
     from preload.engine import default_mp_context
 
@@ -366,13 +389,13 @@ def main() -> None:
         )
         for name in order:
             if "tiny" in only:
-                peak = PeakMemory()
                 t0 = time.perf_counter()
                 run(name, noop, range(TINY))
                 tiny[name].append(time.perf_counter() - t0)
-                memory[name].append(peak.stop() / 1e6)
             if "cold" in only:
-                cold[name].append(cold_start(name))
+                seconds, peak = fresh(name)
+                cold[name].append(seconds)
+                memory[name].append(peak)
             if "cpu" in only:
                 t0 = time.perf_counter()
                 run(name, cpu_task, [SPIN] * CPU_JOBS)
@@ -389,13 +412,13 @@ def main() -> None:
     base = "raw forkserver"
     if "tiny" in only:
         table(f"{TINY} jobs that return at once (wall)", tiny, "s", base)
-        print(f"\npeak RSS, parent + children, during the {TINY} jobs")
+    if "cold" in only:
+        table("fresh interpreter: pool created -> first job started", cold, "ms", base)
+        print(f"\npeak RSS, fresh interpreter + children, during the {TINY} jobs")
         base_mb = statistics.median(memory[base])
         for name, values in memory.items():
             median = statistics.median(values)
             print(f"  {name:32s} {median:9.0f} MB   {median / base_mb:5.2f}x")
-    if "cold" in only:
-        table("fresh interpreter: pool created -> first job started", cold, "ms", base)
     if "cpu" in only:
         table(f"{CPU_JOBS} CPU-bound jobs of ~0.5 s", cpu, "s", base)
     if "progress" in only:
@@ -403,7 +426,7 @@ def main() -> None:
             f"4 jobs x {UPDATES:,} progress updates",
             progress,
             "s",
-            "raw forkserver + mp.Queue",
+            "raw forkserver + SimpleQueue",
         )
 
 

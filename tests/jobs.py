@@ -330,3 +330,21 @@ def by_name(handle, data_id, path=None):
         raise SystemExit(f"exit in {data_id}")
     elif kind == "sleep":
         time.sleep(0.002)
+
+
+def child_beside_a_crash(handle, data_id, path):
+    """The job "busy" starts a child process (its first attempt only) and runs until
+    *path*/open exists; "crash" kills its worker once that child runs."""
+    if data_id == "busy":
+        if not list(Path(path).glob("child-*")):
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(60)"]
+            )
+            write_whole(Path(path, "child-busy"), str(child.pid))
+        while not Path(path, "open").exists():
+            time.sleep(0.005)
+        return
+    deadline = time.monotonic() + 10
+    while not Path(path, "child-busy").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os._exit(3)

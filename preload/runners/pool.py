@@ -446,7 +446,11 @@ class PoolRunner:
         self._manager_thread.join()  # every callback of this pool has run
         self._channel.retire(self._pool_end)
         self._pool = self._manager_thread = None
-        was_running = {r.index for r in self._roster.running()}
+        running = self._roster.running()
+        # The pool terminated its other workers, not what their jobs started:
+        # end those too (each worker leads its own process group).
+        _signal_groups([r.pid for r in running], signal.SIGKILL)
+        was_running = {r.index for r in running}
         dead = self._dead.get(generation, {})
         lost = {}
         with self._batches_lock:
