@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .handle import NullPreloadHandle, PreloadHandle
@@ -28,6 +26,9 @@ def __getattr__(name: str) -> Any:
 def _version() -> str:
     """pyproject.toml's version: read there in a source tree (the code that
     runs), else from the installed distribution's metadata."""
+    import re
+    from pathlib import Path
+
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     try:
         text = pyproject.read_text(encoding="utf-8")

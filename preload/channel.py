@@ -31,7 +31,6 @@ same two classes.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 import selectors
@@ -46,8 +45,6 @@ from multiprocessing.context import BaseContext
 from .errors import ChannelLostError
 from .lifeline import hold_on_to, temp_dir_to_clean
 from .outbox import CoalescingOutbox, DirectOutbox, Send
-
-logger = logging.getLogger(__name__)
 
 Lost = Callable[[Exception], None]
 
@@ -409,7 +406,11 @@ class PipeChannel(Channel):
                 try:
                     batch = pickle.loads(buffer[start + _HEADER.size : end])
                 except Exception:
-                    logger.exception("a message batch could not be read")
+                    import logging  # not for workers to import
+
+                    logging.getLogger(__name__).exception(
+                        "a message batch could not be read"
+                    )
                 else:
                     self._deliver(batch)
                 start = end
