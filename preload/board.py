@@ -105,6 +105,9 @@ class StopFlags:
     def raise_flag(self, index: int) -> None:
         self._flags[index] = 1
 
+    def lower(self, index: int) -> None:
+        self._flags[index] = 0
+
     def raise_all(self) -> None:
         self._flags[:] = [1] * len(self._flags)
 

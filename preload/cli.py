@@ -45,16 +45,24 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def _whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a whole number, got {text!r}"
         ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
     return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _retries(text: str) -> int:
+    return _whole(text, 0)
 
 
 def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -116,6 +124,19 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument(
         "--cancel-grace", type=_seconds, help="seconds a cancelled job gets to stop"
     )
+    run.add_argument(
+        "--retries",
+        type=_retries,
+        default=0,
+        help="run a job that raised an OSError (a connection refused, a"
+        " timeout) again, at most this many more times",
+    )
+    run.add_argument(
+        "--retry-delay",
+        type=_seconds,
+        default=1.0,
+        help="seconds before the first retry, doubling for each next one",
+    )
     run.add_argument("--threads", action="store_true", help="run the jobs on threads")
     run.add_argument(
         "--start-method",
@@ -140,7 +161,7 @@ def run_demo(jobs: int, duration: float, cancel_after: float, threads: bool) -> 
             if not handle.wait(cancel_after):
                 handle.cancel()
                 handle.wait()
-            print(handle)
+            print(demo.final_table(handle))
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)
@@ -217,6 +238,8 @@ def run_function(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "job_timeout": args.timeout,
         "mp_context": args.start_method,
+        "retries": args.retries,
+        "retry_delay": args.retry_delay,
     }
     if args.cancel_grace is not None:
         options["cancel_grace"] = args.cancel_grace

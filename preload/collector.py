@@ -70,8 +70,21 @@ class Collector:
                 self._inbox.put((_UPDATE, update))
                 return
             self._apply(to_message(update))
-            if self._display is not None and self._display.updates_in_place:
-                self._show(self._display.draw)
+            self._redraw()
+
+    def redraw(self) -> None:
+        """After ``stop()``: draw a display that updates in place once more, in
+        the caller's thread. A notebook records a widget's update with the cell
+        running when it is sent, and the run may have ended between two cells:
+        a ``wait()`` or ``close()`` cell then carries the final state."""
+        with self._stop_lock:
+            if self._stopped:
+                self._redraw()
+
+    def _redraw(self) -> None:
+        # With the stop lock held, the thread gone.
+        if self._display is not None and self._display.updates_in_place:
+            self._show(self._display.draw)
 
     def post_outcome(self, data_id: str, outcome: Outcome) -> None:
         """Take the outcome of the job of *data_id* (any thread)."""

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import random
+import shutil
 import time
+from typing import TYPE_CHECKING
 
+from .display import detect_mode
+from .display.base import VIEW_ROWS
+from .display.table import final_text, format_table, summary
 from .handle import PreloadHandle
 from .state import PreloadState, PreloadStatus
+
+if TYPE_CHECKING:
+    from .executor_handle import ExecutorPreloadHandle
 
 DATA_IDS = (
     "tt-data/tinky-winky.nc",
@@ -35,3 +43,27 @@ def preload_data(handle: PreloadHandle, data_id: str, duration: float = 10.0) ->
         if i % 10 == 0:
             handle.notify(PreloadState(data_id, message=f"Step #{i // 10 + 1}"))
     handle.notify(PreloadState(data_id, progress=1.0, message="Done."))
+
+
+def final_table(handle: ExecutorPreloadHandle) -> str:
+    """A run's final table and summary, as the display of a blocking run
+    shows them here (in a terminal, or in a log)."""
+    view = handle._ExecutorPreloadHandle__run.parent().table.view(VIEW_ROWS)
+    if detect_mode() == "terminal":
+        return final_text(view, shutil.get_terminal_size().columns)
+    return format_table([row.state for row in view.rows]) + "\n" + summary(view)
+
+
+def preload_or_fail(
+    handle: PreloadHandle, data_id: str, duration: float = 10.0
+) -> None:
+    """As ``preload_data``; an id with "laa-laa" in it fails half way."""
+    if "laa-laa" not in data_id:
+        preload_data(handle, data_id, duration)
+        return
+    for i in range(50):
+        time.sleep(duration / 100)
+        handle.notify(
+            PreloadState(data_id, progress=i / 100, message=f"Step #{i // 10 + 1}")
+        )
+    raise OSError(f"{data_id}: connection reset by peer")

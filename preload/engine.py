@@ -39,6 +39,7 @@ import psutil
 from .channel import Channel, ManagerChannel, PipeChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
+from .retry import Retry
 from .runners.executor import ExecutorRunner
 from .runners.pool import PoolRunner
 from .state import PreloadState, PreloadStatus
@@ -167,6 +168,8 @@ class Engine:
         self._release_lock = threading.Lock()
         self._released = False
         self._releaser: threading.Thread | None = None
+        self._when_released: list[Callable[[], None]] = []
+        self._when_released_lock = threading.Lock()
         self._cancel_grace: float | None = None
         self.channel: Channel | None = None
         self._runner: PoolRunner | ExecutorRunner | None = None
@@ -188,6 +191,7 @@ class Engine:
         function_module: str | None = None,
         owns_executor: bool = False,
         max_memory: int | None = None,
+        retry: Retry | None = None,
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
@@ -222,6 +226,7 @@ class Engine:
                     timeout,
                     cancel_grace,
                     max_memory,
+                    retry,
                 )
             else:
                 self._runner = ExecutorRunner(
@@ -281,9 +286,7 @@ class Engine:
             self.cancel()
             self.table.wait(grace)
         self._release(grace)
-        releaser = self._releaser
-        if releaser is not None and releaser is not threading.current_thread():
-            releaser.join()
+        self._released_in_time(None)
 
     def wait(self, timeout: float | None) -> bool:
         """Wait until every job has ended and the run is released; False if
@@ -291,11 +294,37 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.table.wait(timeout):
             return False
+        return self._released_in_time(
+            None if deadline is None else deadline - time.monotonic()
+        )
+
+    def _released_in_time(self, timeout: float | None) -> bool:
+        """Wait for the release under way, if any; then show the final state
+        once more from this thread (see ``Collector.redraw``)."""
         releaser = self._releaser
         if releaser is not None and releaser is not threading.current_thread():
-            releaser.join(None if deadline is None else deadline - time.monotonic())
-            return not releaser.is_alive()
+            releaser.join(timeout)
+            if releaser.is_alive():
+                return False
+        self.collector.redraw()
         return True
+
+    def when_released(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback* (in the releasing thread, or here if the run is
+        released already) once the run is released; returns a function that
+        forgets it."""
+        with self._when_released_lock:
+            released = self._released
+            if not released:
+                self._when_released.append(callback)
+        if released:
+            callback()
+
+        def forget() -> None:
+            with self._when_released_lock, contextlib.suppress(ValueError):
+                self._when_released.remove(callback)
+
+        return forget
 
     def _release_soon(self) -> None:
         # In the collector thread, once every job has ended: release from
@@ -338,8 +367,12 @@ class Engine:
         # Drop what holds pipes and sockets now, not at the next garbage
         # collection (futures and their callbacks make reference cycles).
         self._runner = self.channel = None
-        self._released = True
+        with self._when_released_lock:
+            self._released = True
+            callbacks, self._when_released = self._when_released, []
         _open_engines.discard(self)
+        for callback in callbacks:
+            callback()
 
     def _channel_lost(self, error: Exception) -> None:
         # In the channel's receiver thread: no job can report or be

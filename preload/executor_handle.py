@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from typing import Any
 
 from .display import choose_display, detect_mode, format_table
+from .display.kernel import interrupted, wait_processing_ui
 from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
+from .retry import check_retry
 from .state import PreloadState, check_update
 from .states import StateTable
 from .validation import (
@@ -120,6 +124,14 @@ class ExecutorPreloadHandle(PreloadHandle):
         cancel_grace: seconds a running job gets to stop after ``cancel()``,
             ``close()`` or its timeout, before its worker is terminated; None
             waits for it.
+        retries: how many more times a job that raised one of *retry_on*
+            is run, at most.
+        retry_on: the exceptions that are retried: a class or a tuple. A
+            worker that died or a job stopped for its *job_timeout* count
+            only where ``WorkerDiedError`` or ``TimeoutError`` itself is
+            named (our own pool only).
+        retry_delay: seconds before the first retry, doubling for each
+            next one, times a random factor in [0.75, 1.25].
         mp_context: a multiprocessing context or start method name for our
             pool and Manager; by default forkserver (or spawn).
         display: "terminal", "log" or "notebook"; by default chosen from
@@ -140,6 +152,9 @@ class ExecutorPreloadHandle(PreloadHandle):
         job_timeout: float | None = None,
         max_memory: int | str | None = None,
         cancel_grace: float | None = DEFAULT_CANCEL_GRACE,
+        retries: int = 0,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (OSError,),
+        retry_delay: float = 1.0,
         mp_context: BaseContext | str | None = None,
         display: str | None = None,
         **preload_params: Any,
@@ -153,6 +168,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         check_seconds("job_timeout", job_timeout)
         memory_limit = check_memory(max_memory)
         check_seconds("cancel_grace", cancel_grace)
+        retry = check_retry(retries, retry_on, retry_delay)
         check_mp_context(mp_context)
         check_display(display)
         if job_timeout is not None and executor is not None:
@@ -168,6 +184,7 @@ class ExecutorPreloadHandle(PreloadHandle):
         run = self.__run = _Run(ids, cancel_grace)
         function = self.__job_function(preload_data, preload_params)
         check_params(function, OPTIONS)
+        function = function._replace(retry=retry)
         owns_executor = False
         if uses_threads(executor):
             payload: bytes | JobFunction = function
@@ -208,14 +225,22 @@ class ExecutorPreloadHandle(PreloadHandle):
             importable_module(function.function),
             owns_executor,
             memory_limit,
+            retry,
         )
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()
         if blocking:
+            in_kernel = isinstance(engine.display, NotebookDisplay)
             try:
-                engine.table.wait()
-            except BaseException:
+                if in_kernel:  # a click on Cancel is handled while we wait
+                    wait_processing_ui(engine.table.wait)
+                else:
+                    engine.table.wait()
+            except BaseException as exc:
+                open_jobs = len(engine.table.open_ids())
                 engine.close(grace=0)
+                if in_kernel and isinstance(exc, KeyboardInterrupt):
+                    raise interrupted(open_jobs) from None
                 raise
             engine.close(cancel_grace)
 
@@ -291,6 +316,39 @@ class ExecutorPreloadHandle(PreloadHandle):
         processes and threads; False if *timeout* passed first."""
         return self.__run.parent().wait(timeout)
 
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """``wait()`` for async code: the event loop runs on meanwhile (no
+        thread waits for it). Cancelling the awaiting task stops the waiting,
+        not the jobs."""
+        loop = asyncio.get_running_loop()
+        released = loop.create_future()
+
+        def wake() -> None:  # in the thread that released the run
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(_resolve, released)
+
+        forget = self.__run.parent().when_released(wake)
+        try:
+            done, _ = await asyncio.wait({released}, timeout=timeout)
+            return bool(done)
+        finally:
+            forget()
+            released.cancel()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        """``await handle``: wait until every job has ended and the run is
+        released, without blocking the event loop."""
+        yield from self.wait_async().__await__()
+
+    async def __aenter__(self) -> ExecutorPreloadHandle:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close, in a thread: the event loop runs on during the grace. The
+        close goes on if the awaiting task is cancelled."""
+        closing = asyncio.get_running_loop().run_in_executor(None, self.close)
+        await asyncio.shield(closing)
+
     def cancel(self) -> None:
         """Cancel: jobs not started end at once, running jobs see ``cancelled``."""
         job = self.__job()
@@ -327,6 +385,11 @@ class ExecutorPreloadHandle(PreloadHandle):
 
     def _repr_html_(self) -> str:
         return self.__table("html")
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 OPTIONS = tuple(

@@ -106,7 +106,7 @@ def check_params(job_function: JobFunction, reserved: Collection[str] = ()) -> N
     parameter named like one of *reserved* (the handle's own options, which
     would never reach it); then the function's own ``check_params(**params)``,
     if it has one, may raise about their values."""
-    function, params, bound = job_function
+    function, params, bound = job_function[:3]
     name = getattr(function, "__qualname__", None) or repr(function)
     try:
         signature = inspect.signature(function)

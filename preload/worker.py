@@ -19,19 +19,22 @@ from typing import Any, NamedTuple
 
 from .board import Roster, StopFlags
 from .channel import ChannelEnd
-from .errors import PackedError, pack
+from .errors import PackedError, describe, pack
 from .handle import PreloadHandle
 from .lifeline import hold_on_to
+from .retry import Retry, keep_earlier, wait_unless, waiting_message
 from .state import Message, PreloadState, PreloadStatus, check_update, to_message
 
 
 class JobFunction(NamedTuple):
     """What a job calls: ``function(handle, data_id, **params)``, or, where
-    *bound* (a handle's own ``preload_data`` method), ``function(data_id, **...)``."""
+    *bound* (a handle's own ``preload_data`` method), ``function(data_id, **...)``;
+    and how it is retried (None: never)."""
 
     function: Callable[..., Any]
     params: dict[str, Any]
     bound: bool
+    retry: Retry | None = None
 
 
 class Job(NamedTuple):
@@ -42,6 +45,9 @@ class Job(NamedTuple):
     index: int
     data_id: str
     function: bytes | JobFunction | None
+    earlier: tuple[str, ...] = ()
+    """The failures of the attempts before this one, as ``describe()`` gives
+    them, where the parent runs the job again (a worker that died)."""
 
 
 class Outcome(NamedTuple):
@@ -51,6 +57,8 @@ class Outcome(NamedTuple):
     exception: BaseException | PackedError | None = None
     tail: tuple[Message, ...] | list[Message] = ()
     sent: int = 0
+    earlier: tuple[str, ...] = ()
+    """The failures of the job's earlier attempts (``describe()``)."""
 
 
 CANCELLED = Outcome(PreloadStatus.cancelled.value)
@@ -98,6 +106,7 @@ class JobHandle(PreloadHandle):
         self._outbox = end.outbox()
         self._saw_cancel = False
         self._state = PreloadState(self.data_id, status=PreloadStatus.started)
+        self.earlier = list(job.earlier)
 
     @property
     def cancelled(self) -> bool:
@@ -149,7 +158,7 @@ class JobHandle(PreloadHandle):
             # A state the job reported never reached the parent: the job failed.
             status = PreloadStatus.failed
             exception = pack(error) if self.end.remote else error
-        return Outcome(status.value, exception, tail, sent)
+        return Outcome(status.value, exception, tail, sent, tuple(self.earlier))
 
 
 _loaded: tuple[bytes, JobFunction] | None = None
@@ -198,7 +207,7 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     if end is None:
         assert _process_end is not None, "no channel end: init_process() not called"
         end = _process_end
-    function, params, bound = _load(job.function)
+    job_function = _load(job.function)
     handle = JobHandle(end, job, _stops)
     if handle.cancelled:
         return handle.finish(PreloadStatus.cancelled)
@@ -209,19 +218,61 @@ def run_job(job: Job, end: ChannelEnd | None = None) -> Outcome:
     if _roster is not None:
         _roster.job_started(job.index)
     try:
-        if bound:
-            function(job.data_id, **params)
-        else:
-            function(handle, job.data_id, **params)
-    except Exception as exc:
-        if not end.remote:
-            return handle.finish(PreloadStatus.failed, exc)
-        return handle.finish(PreloadStatus.failed, pack(exc, traceback.format_exc()))
+        error = _attempts(handle, job, job_function)
     finally:
         _local.job = None
         _process_job = None
         if _roster is not None:
             _roster.job_ended()
+    if error is not None:
+        return handle.finish(PreloadStatus.failed, error)
     if handle._saw_cancel or end.cancel_seen_outside_jobs:
         return handle.finish(PreloadStatus.cancelled)
     return handle.finish(PreloadStatus.completed)
+
+
+def _attempts(
+    handle: JobHandle, job: Job, job_function: JobFunction
+) -> BaseException | PackedError | None:
+    """Call the job's function until an attempt returns, raises what is not
+    to be retried, or the run is cancelled while it waits to retry; the
+    exception it ended with, if any."""
+    function, params, bound, retry = job_function
+    earlier = handle.earlier
+    if earlier and retry is not None and not _wait_to_retry(handle, retry, earlier):
+        return None
+    while True:
+        try:
+            if bound:
+                function(job.data_id, **params)
+            else:
+                function(handle, job.data_id, **params)
+            return None
+        except Exception as exc:
+            if (
+                retry is None
+                or not retry.wants(exc, len(earlier) + 1)
+                or handle.cancelled
+            ):
+                if retry is not None:
+                    keep_earlier(exc, earlier, retry.retries + 1)
+                if not handle.end.remote:
+                    return exc
+                return pack(exc, traceback.format_exc())
+            earlier.append(describe(exc))
+        if not _wait_to_retry(handle, retry, earlier):
+            return None
+
+
+def _wait_to_retry(handle: JobHandle, retry: Retry, earlier: list[str]) -> bool:
+    """Wait before the next attempt, saying so in the job's message; False
+    if the run was cancelled (or the job timed out) meanwhile."""
+    number = len(earlier)
+    seconds = retry.wait_before(number)
+    text = waiting_message(number, retry.retries, seconds, earlier[-1])
+    handle.notify(PreloadState(handle.data_id, message=text))
+    if not wait_unless(seconds, lambda: handle.cancelled):
+        return False
+    text = f"retry {number} of {retry.retries}: {earlier[-1]}"
+    handle.notify(PreloadState(handle.data_id, message=text))
+    return True

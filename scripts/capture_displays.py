@@ -1,24 +1,23 @@
 """Capture what the displays look like, for docs/displays.md.
 
-    python scripts/capture_displays.py OUT_DIR [--embed-js PATH --chromium PATH]
+    python scripts/capture_displays.py OUT_DIR [--no-browser]
 
 Writes OUT_DIR/terminal-running.txt and terminal.txt: screens of `preload
-demo` run in a pseudo-terminal (its ANSI output replayed) half way through
-its blocking run and at the end, and OUT_DIR/log.txt: the same demo's
-output in a pipe. With --embed-js (dist/embed.js of the npm package
-@jupyter-widgets/html-manager 1.x) and --chromium, also runs the demo
-notebook in a kernel and renders the blocking cell's panel in headless
-Chromium to OUT_DIR/widget.png.
+demo` run in an 80-column pseudo-terminal (its ANSI output replayed) half
+way through its blocking run and at the end, and OUT_DIR/log.txt: the same
+demo's output in a pipe. Then serves tests/browser_panels.ipynb with
+JupyterLab on 127.0.0.1, runs it in Debian's Chromium (Playwright) and
+saves screenshots of its panels: OUT_DIR/jupyterlab-*.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pty
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ DEMO = [
 ]
 
 
-def in_terminal(columns: int = 110) -> tuple[str, str]:
+def in_terminal(columns: int) -> tuple[str, str]:
     """The screen half way through the blocking run, and the final screen."""
     controller, terminal = pty.openpty()
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "40"}
@@ -67,67 +66,77 @@ def in_pipe() -> str:
     return subprocess.run(DEMO, capture_output=True, text=True, check=True).stdout
 
 
-def widget_png(out: Path, embed_js: Path, chromium: str) -> None:
-    import nbformat
-    from nbclient import NotebookClient
+def jupyterlab_pngs(out: Path) -> None:
+    """Screenshots of the panels of tests/browser_panels.ipynb in JupyterLab,
+    in Chromium: mid-run, final, cancelled, failed, and narrow (a 900 px
+    window with the file browser open)."""
+    from browser import (
+        BACKGROUND,
+        COMPLETED,
+        INTERRUPTED,
+        MIXED,
+        chromium_page,
+        code_cell,
+        jupyter_lab,
+        menu,
+        open_notebook,
+        panel,
+        wait_for_text,
+    )
 
-    nb = nbformat.read(ROOT / "docs" / "examples" / "preload-demo.ipynb", as_version=4)
-    NotebookClient(nb, kernel_name="python3", store_widget_state=True).execute()
-    view_type = "application/vnd.jupyter.widget-view+json"
-    source = "handle = ExecutorPreloadHandle(data_ids, preload_data=preload_data)"
-    [cell] = [c for c in nb.cells if c.get("source") == source]
-    [view] = [o.data[view_type] for o in cell.outputs if view_type in o.get("data", {})]
-    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
-    page = out / "widget.html"
-    page.write_text(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<script src='{embed_js.resolve().as_uri()}'></script>"
-        "<script type='application/vnd.jupyter.widget-state+json'>"
-        f"{json.dumps(state)}</script></head>"
-        "<body style='font-family: sans-serif; margin: 16px'>"
-        f"<script type='{view_type}'>{json.dumps(view)}</script>"
-        "</body></html>"
-    )
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={out / '.chromium'}",
-            "--hide-scrollbars",
-            "--window-size=900,330",
-            "--virtual-time-budget=5000",
-            f"--screenshot={out / 'widget.png'}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    page.unlink()
-    subprocess.run(["rm", "-rf", str(out / ".chromium")], check=True)
+    def shoot(locator, name: str) -> None:
+        locator.scroll_into_view_if_needed()
+        locator.screenshot(path=out / name)
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        jupyter_lab(Path(work)) as url,
+        chromium_page(1280, 1000) as page,
+    ):
+        open_notebook(page, url)
+        menu(page, "Run", "Run All Cells")
+        shoot_final = panel(page, COMPLETED)
+        wait_for_text(shoot_final, "4 jobs: 4 COMPLETED")
+        shoot(shoot_final, "jupyterlab-final.png")
+        background = panel(page, BACKGROUND)
+        wait_for_text(background, "Step #3")
+        shoot(background, "jupyterlab-running.png")
+        background.get_by_role("button", name="Cancel").click()
+        wait_for_text(background, "4 jobs: 4 CANCELLED")
+        shoot(background, "jupyterlab-cancelled.png")
+        blocking = panel(page, BACKGROUND + 1)
+        wait_for_text(blocking, "STARTED")
+        blocking.get_by_role("button", name="Cancel").click()
+        mixed = panel(page, MIXED)
+        wait_for_text(mixed, "1 FAILED")
+        wait_for_text(mixed, "4 jobs: 3 COMPLETED, 1 FAILED")
+        shoot(mixed, "jupyterlab-failed.png")
+        interrupted = code_cell(page, INTERRUPTED)
+        wait_for_text(interrupted.locator(".widget-vbox"), "STARTED")
+        menu(page, "Kernel", "Interrupt Kernel")
+        wait_for_text(interrupted.locator(".jp-OutputArea"), "KeyboardInterrupt")
+        shoot(interrupted.locator(".jp-OutputArea"), "jupyterlab-interrupted.png")
+        page.set_viewport_size({"width": 900, "height": 1000})
+        time.sleep(0.5)  # JupyterLab lays the panels out again
+        shoot(panel(page, MIXED), "jupyterlab-narrow.png")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--embed-js", type=Path)
-    parser.add_argument("--chromium")
+    parser.add_argument(
+        "--no-browser", action="store_true", help="skip the JupyterLab screenshots"
+    )
     args = parser.parse_args()
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    running, final = in_terminal()
+    running, final = in_terminal(columns=80)
     (args.out / "terminal-running.txt").write_text(running)
     (args.out / "terminal.txt").write_text(final)
     time.sleep(0.1)
     (args.out / "log.txt").write_text(in_pipe())
-    if args.embed_js and args.chromium:
-        widget_png(args.out, args.embed_js, args.chromium)
+    if not args.no_browser:
+        jupyterlab_pngs(args.out)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ def test_demo_runs_a_blocking_and_a_cancelled_run(threads):
     # A status line and a table row each, and the summary line.
     assert first.count("COMPLETED") == 2 * 3 + 1
     assert first.splitlines()[-2].startswith("3 jobs: 3 COMPLETED | 0:0")
-    table = second.splitlines()[-3:]
-    assert [row.split()[1] for row in table] == ["CANCELLED"] * 3
+    # The same table and summary line as the first run's.
+    table = second.splitlines()[-4:]
+    assert [row.split()[1] for row in table[:3]] == ["CANCELLED"] * 3
+    assert table[-1].startswith("3 jobs: 3 CANCELLED | 0:0")
+    header = [line for line in out.splitlines() if line.startswith("Data ID")]
+    assert len(header) == 2 and header[0] == header[1]
 
 
 def test_demo_rejects_bad_options():

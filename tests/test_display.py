@@ -196,7 +196,8 @@ def test_log_summary_comes_while_jobs_run(monkeypatch):
     display = log.LogDisplay(table, stream)
     display.refresh(changed=True)
     [line] = stream.getvalue().splitlines()
-    assert line.endswith("2 jobs: 1 WAITING, 1 STARTED | 0:00 elapsed | ~0:00 left")
+    # No time left yet: too early for an estimate to mean something.
+    assert line.endswith("2 jobs: 1 WAITING, 1 STARTED | 0:00 elapsed")
     table.apply("a", S.completed, 1.0, None, None)
     table.apply("b", S.cancelled, None, None, None)
     table.settle()
@@ -212,11 +213,11 @@ def test_notebook_display_without_ipywidgets_updates_an_html_display(monkeypatch
     shown = []
 
     class Handle:
-        def update(self, obj):
-            shown.append(("update", obj.data))
+        def update(self, obj, raw=False):
+            shown.append(("update", obj["text/html"]))
 
-    def display(obj, display_id=False):
-        shown.append(("display", obj.data))
+    def display(obj, raw=False, display_id=False):
+        shown.append(("display", obj["text/html"]))
         return Handle()
 
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import fails
@@ -229,5 +230,104 @@ def test_notebook_display_without_ipywidgets_updates_an_html_display(monkeypatch
     panel.draw()
     (first, html), (then, updated) = shown
     assert (first, then) == ("display", "update")
-    assert "<td>WAITING</td>" in html
-    assert "<td>COMPLETED</td>" in updated
+    assert ">WAITING</span>" in html
+    assert ">COMPLETED</span>" in updated
+
+
+def _view(*states, elapsed=(), ids=None):
+    """A view of a table with *states* applied (status, progress, message,
+    exception per id), each job started *elapsed* seconds ago."""
+    ids = ids or [f"id-{i}" for i in range(len(states))]
+    table = StateTable(ids)
+    for data_id, (status, progress, message, exc) in zip(ids, states, strict=True):
+        table.apply(data_id, S.started, None, None, None)
+        table.apply(data_id, status, progress, message, exc)
+    view = table.view(30)
+    rows = [
+        row._replace(elapsed=seconds)
+        for row, seconds in zip(view.rows, [*elapsed, *[0.0] * len(ids)], strict=False)
+    ]
+    return view._replace(rows=rows)
+
+
+def test_elapsed_shows_tenths_below_10_s_and_100_percent_only_once_completed():
+    view = _view(
+        (S.started, 0.42, "Step #5", None),
+        (S.started, 0.999, "converting sample-1.nc: lon", None),
+        (S.completed, None, "Done.", None),
+        elapsed=(0.9, 9.99, 12.3),
+    )
+    rows = [line.split() for line in live_text(view, {}, width=120)[3:]]
+    assert [row[3:5] for row in rows] == [
+        ["42%", "0:00.9"],
+        ["99%", "0:09.9"],
+        ["100%", "0:12"],
+    ]
+    assert [row[2] for row in rows] == ["####......", "#########.", "##########"]
+
+
+def test_at_80_columns_the_message_gets_the_room_and_a_failure_its_reason():
+    view = _view(
+        (S.started, 0.5, "converting a.nc: lon", None),
+        (S.failed, 0.3, "converting b.nc: lat", ValueError("no 'x'")),
+        (S.completed, 1.0, "Done.", None),
+        ids=["s3://bucket/" + "a" * 40 + "/cube-0001.zarr", "tt-data/dipsy.zarr", "c"],
+    )
+    lines = live_text(view, {}, width=80)
+    assert all(len(line) <= 80 for line in lines)
+    header, _, first, failed, _ = lines[1:]
+    assert header.endswith("Message")
+    assert first.endswith("converting a.nc: lon")
+    # A long id is cut in the middle: its start and its end stay.
+    assert (
+        first.startswith("s3://")
+        and "~" in first.split()[0]
+        and first.split()[0].endswith(".zarr")
+    )
+    assert failed.split()[1] == "FAILED"
+    assert failed.endswith("ValueError: no 'x'")
+
+
+def test_the_time_left_shows_once_it_means_something(monkeypatch):
+    from preload.display.table import summary
+
+    view = _view((S.started, 0.05, None, None), (S.completed, 1.0, None, None))
+    assert "left" not in summary(view._replace(progress=0.05, elapsed=0.6))
+    assert "left" not in summary(view._replace(progress=0.5, elapsed=1.0))
+    assert summary(view._replace(progress=0.5, elapsed=4.0)).endswith("| ~0:04 left")
+
+
+def test_html_table_keeps_steady_widths_and_cuts_long_text_with_a_hover():
+    long_id = "s3://bucket/" + "a" * 40 + "/cube-0001.zarr"
+    message = "converting sample-1.nc: " + "lon " * 30
+    view = _view((S.started, 0.42, message, None), ids=[long_id])
+    html = live_html(view, {})
+    assert 'style="table-layout:fixed;width:100%' in html
+    assert '<col style="width:64px">' in html  # Elapsed: steady as it changes
+    assert f'title="{long_id}"' in html and f'title="{message}"' in html
+    # The id's end stays whole as the start is cut.
+    assert '<span style="flex:none;white-space:pre">1.zarr</span>' in html
+    assert "text-overflow:ellipsis" in html
+    assert ">42%</div>" in html
+
+
+def test_the_ended_panel_is_coloured_and_labelled_by_outcome():
+    from preload.display.table import final_html, outcome, overall
+
+    completed = _view((S.completed, 1.0, None, None), (S.completed, None, None, None))
+    cancelled = _view((S.completed, 1.0, None, None), (S.cancelled, 0.5, None, None))
+    failed = _view((S.cancelled, 0.5, None, None), (S.failed, 0.2, None, None))
+    assert (outcome(completed), overall(completed)) == (("success", "Completed"), 1.0)
+    # Not a full bar that reads as success: the share of the work done.
+    assert (outcome(cancelled), overall(cancelled)) == (
+        ("warning", "1 cancelled"),
+        0.75,
+    )
+    assert outcome(failed) == ("danger", "1 failed")
+    html = final_html(cancelled)
+    assert 'data-outcome="warning"' in html and "width:75.0%" in html
+    assert html.count("<tr>") == 3 and "2 jobs: 1 COMPLETED, 1 CANCELLED" in html
+    # Ended: no CPU and memory columns (nothing runs), more room for the rest.
+    assert ">CPU</th>" not in html and ">Memory</th>" not in html
+    assert html.count("<col ") + html.count("<col>") == 5 and ">Elapsed</th>" in html
+    assert ">CPU</th>" in live_html(cancelled, {})

@@ -363,10 +363,11 @@ def test_a_big_parameter_goes_to_each_worker_once(tmp_path):
         payload=payload,
     ) as handle:
         assert wait_until(lambda: handle.get_state("a").message is not None)
-        # The batches handed to the pool carry index and data id only.
+        # The batches handed to the pool carry jobs without their function.
         pool = handle._ExecutorPreloadHandle__run.engine._runner._pool
         batches = [item.args[0] for item in pool._pending_work_items.values()]
-        sent = [data_id for batch in batches for _, data_id in batch]
+        assert all(job.function is None for batch in batches for job in batch)
+        sent = [job.data_id for batch in batches for job in batch]
         assert sent and sent == list(ids)[: len(sent)]
         assert all(len(pickle.dumps(batch)) < 1000 for batch in batches)
         Path(tmp_path, "open").touch()

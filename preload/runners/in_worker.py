@@ -32,16 +32,17 @@ def init_worker(
     end.use_slot(roster.slot)
 
 
-def run_batch(jobs: tuple[tuple[int, str], ...]) -> tuple[list[Outcome], float]:
-    """In a worker: run the jobs (index, data id) one after another. Returns
+def run_batch(jobs: tuple[Job, ...]) -> tuple[list[Outcome], float]:
+    """In a worker: run the jobs (without their function, which this worker
+    was given once) one after another. Returns
     the outcomes of those that ran and the seconds they took. A job that
     raises what is not an Exception ends the batch: alone, it raises (as a
     job of its own would); later in a batch, it runs again alone."""
     start = time.perf_counter()
     outcomes = []
-    for index, data_id in jobs:
+    for job in jobs:
         try:
-            outcomes.append(run_job(Job(index, data_id, None)))
+            outcomes.append(run_job(job))
         except BaseException:
             if not outcomes:
                 raise

@@ -18,7 +18,10 @@ parent, makes up for both:
 * ``cancel()`` ends the jobs not started CANCELLED before it returns; jobs
   still running when ``cancel_grace`` ends are terminated and end CANCELLED;
 * ``close()`` terminates what still runs ``cancel_grace`` after the cancel,
-  whatever the jobs reported.
+  whatever the jobs reported;
+* a job whose worker died or that was stopped past its timeout runs again,
+  while its retries last, where ``retry_on`` names ``WorkerDiedError`` or
+  ``TimeoutError`` (see ``retry.py``).
 
 Jobs go to the workers in batches (``run_batch``), sized from the measured
 job durations: one job per batch while durations are unknown or long, more
@@ -57,8 +60,9 @@ import psutil
 from ..board import ENDED, QUEUED, Phases, Roster, StopFlags
 from ..channel import PipeChannel, PipeEnd
 from ..collector import Collector
-from ..errors import ResultLostError, WorkerDiedError, describe_exit
+from ..errors import ResultLostError, WorkerDiedError, describe, describe_exit
 from ..lifeline import temp_dir_to_clean
+from ..retry import Retry, keep_earlier
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
 from ..worker import CANCELLED, Job, Outcome, outcome_of
@@ -101,8 +105,11 @@ class PoolRunner:
         timeout: float | None,
         cancel_grace: float | None,
         max_memory: int | None = None,
+        retry: Retry | None = None,
     ):
         self._jobs = jobs
+        self._retry = retry
+        self._retrying: set[int] = set()  # by a retry, on the next pool
         self._channel = channel
         self._end: PipeEnd = channel.end
         self._temp_dir = temp_dir_to_clean()
@@ -201,9 +208,17 @@ class PoolRunner:
             outcomes, seconds = [outcome_of(future)], None
         for index, outcome in zip(indexes, outcomes, strict=False):
             if ran and index in self._timed_out:
+                timeout = self._timeout_error(index, terminated=False)
+                # What failed before, in its worker too.
+                earlier = outcome.earlier
+                if self._may_retry(timeout, earlier):
+                    # The messages it did not send yet still count.
+                    self._collector.deliver(list(outcome.tail))
+                    self._events.put(("retry", index, timeout, earlier))
+                    continue
                 outcome = outcome._replace(
                     status=PreloadStatus.failed.value,
-                    exception=self._timeout_error(index, terminated=False),
+                    exception=self._with_earlier(timeout, earlier),
                 )
             self._collector.post_outcome(self._jobs[index].data_id, outcome)
         left = indexes[len(outcomes) :]
@@ -238,6 +253,8 @@ class PoolRunner:
                 self._batch_done(*event[1:])
             elif kind == "broken":
                 self._replace_pool(event[1])
+            elif kind == "retry":
+                self._retry_now(*event[1:])
             elif kind == "cancel":
                 self._cancel()
             elif kind == "abort":
@@ -388,7 +405,8 @@ class PoolRunner:
             indexes = tuple(batch)
             try:
                 future = self._pool.submit(
-                    run_batch, tuple((i, self._jobs[i].data_id) for i in indexes)
+                    run_batch,
+                    tuple(self._jobs[i]._replace(function=None) for i in indexes),
                 )
             except BrokenProcessPool:
                 # Broken since the last look: the batch waits for a fresh pool
@@ -438,6 +456,53 @@ class PoolRunner:
             self._pending.extendleft(reversed(left))
         self._feed()
 
+    def _may_retry(self, error: Exception, earlier: tuple[str, ...]) -> bool:
+        """True if a job may run again after *error* (a WorkerDiedError or a
+        TimeoutError of ours; *earlier*: the failures before it):
+        ``retry_on`` names its class itself, and retries are left."""
+        retry = self._retry
+        return (
+            retry is not None
+            and not self._cancelling
+            and retry.names(type(error))
+            and len(earlier) < retry.retries
+        )
+
+    def _with_earlier(self, error: Exception, earlier: tuple[str, ...]) -> Exception:
+        if self._retry is not None:
+            keep_earlier(error, list(earlier), self._retry.retries + 1)
+        return error
+
+    def _prepare_retry(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
+        """The job's next run starts with a wait and knows *error*."""
+        job = self._jobs[index]
+        self._jobs[index] = job._replace(earlier=(*earlier, describe(error)))
+        self._timed_out.pop(index, None)
+        self._killed.discard(index)
+        self._stops.lower(index)
+        if self._cancelling:  # cancel() raised every flag before we lowered it
+            self._stops.raise_flag(index)
+
+    def _retry_now(
+        self, index: int, error: Exception, earlier: tuple[str, ...]
+    ) -> None:
+        """Run a job that timed out (and stopped) again on the current pool."""
+        if self._pool is None or self._cancelling:
+            outcome = (
+                CANCELLED
+                if self._cancelling
+                else Outcome(PreloadStatus.failed.value, error)
+            )
+            self._collector.post_outcome(self._jobs[index].data_id, outcome)
+            return
+        self._prepare_retry(index, error, earlier)
+        self._phases.set(index, QUEUED)
+        self._alone.add(index)
+        self._pending.appendleft(index)
+        self._feed()
+
     def _replace_pool(self, generation: int) -> None:
         """Shut a broken pool down; settle or rerun each job it lost."""
         if generation != self._generation or self._pool is None:
@@ -481,7 +546,7 @@ class PoolRunner:
             else:
                 self._collector.post_outcome(self._jobs[index].data_id, outcome)
         for index in rerun:
-            if phases[index] != QUEUED:
+            if phases[index] != QUEUED and index not in self._retrying:
                 self._collector.post_update(
                     PreloadState(
                         self._jobs[index].data_id,
@@ -494,6 +559,7 @@ class PoolRunner:
         # started go in batches again.
         self._alone.update(i for i in rerun if i in suspects or i in was_running)
         self._pending.extendleft(reversed(rerun))
+        self._retrying.clear()
         if self._pending and not self._cancelling:
             self._new_pool()
 
@@ -508,15 +574,17 @@ class PoolRunner:
         """The outcome of a job a broken pool lost, or None to run it again."""
         failed = PreloadStatus.failed.value
         if index in self._killed:
-            return Outcome(failed, self._timeout_error(index, terminated=True))
+            return self._retry_or_fail(
+                index, self._timeout_error(index, terminated=True)
+            )
         if index in self._over:
             return Outcome(failed, self._memory_error(index))
         if self._cancelling:
             return CANCELLED
         if index in dead:
             pid, code = dead[index]
-            return Outcome(
-                failed, WorkerDiedError(f"{describe_exit(pid, code)} while running it")
+            return self._retry_or_fail(
+                index, WorkerDiedError(f"{describe_exit(pid, code)} while running it")
             )
         if index in suspects or (was_running and not dead and not suspects):
             self._attempts[index] += 1
@@ -532,6 +600,16 @@ class PoolRunner:
             failed,
             BrokenProcessPool(f"its process pool broke {MAX_LOST} times under it"),
         )
+
+    def _retry_or_fail(self, index: int, error: Exception) -> Outcome | None:
+        """None to run the job again, where its retries allow; else FAILED."""
+        # Failures in its worker before it died or was stopped are not known.
+        earlier = self._jobs[index].earlier
+        if self._may_retry(error, earlier):
+            self._prepare_retry(index, error, earlier)
+            self._retrying.add(index)
+            return None
+        return Outcome(PreloadStatus.failed.value, self._with_earlier(error, earlier))
 
     def _result_lost_error(
         self, index: int, error: BrokenProcessPool
