@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
@@ -58,14 +59,31 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
     spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ours = ["preload.runners.in_worker"]
-        if getattr(sys.modules["__main__"], "__file__", None) is not None:
-            # Each worker runs a script's top level again (the forkserver
-            # never preloads __main__ before Python 3.14), which imports the
-            # handle's side of the package too: then the forkserver does.
+        if _main_imports_us():
             ours.append("preload.executor_handle")
         _preload_in_forkserver([*ours, *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def _main_imports_us() -> bool:
+    """True if ``__main__`` is a script that holds something of this package
+    at its top level. Each worker runs a script's top level again (the
+    forkserver never preloads ``__main__`` before Python 3.14), which then
+    imports the handle's side of the package: better once, in the
+    forkserver, than in every worker (a later handle's first job: 44 ->
+    20 ms). A script that imports us only inside functions spares its
+    workers that import, and the forkserver need not make it (~40 ms)."""
+    main = sys.modules["__main__"]
+    if getattr(main, "__file__", None) is None:
+        return False
+    for value in list(vars(main).values()):
+        name = getattr(value, "__module__", None)
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+        if isinstance(name, str) and name.split(".")[0] == "preload":
+            return True
+    return False
 
 
 def _preload_in_forkserver(modules: Sequence[str]) -> None:

@@ -58,3 +58,41 @@ def test_a_worker_imports_the_worker_side_only():
     heavy = ("preload.display", "preload.engine", "preload.executor_handle")
     assert not [m for m in loaded if m.startswith(heavy)]
     assert "preload.runners.pool" not in loaded
+
+
+PRELOADED = """
+{top}
+import sys
+from multiprocessing import forkserver
+
+def main():
+    from preload.engine import default_mp_context
+
+    default_mp_context()
+    print(forkserver._forkserver._preload_modules)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_forkserver_imports_the_handle_side_for_a_script_that_does(tmp_path):
+    # Its workers run the script's top level again: what it imports there,
+    # the forkserver imports once for them all; nothing more.
+    found = []
+    for top in ("from preload import ExecutorPreloadHandle", ""):
+        script = tmp_path / "script.py"
+        script.write_text(PRELOADED.format(top=top))
+        found.append(
+            subprocess.run(
+                [sys.executable, str(script)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            ).stdout
+        )
+    assert "'preload.runners.in_worker'" in found[0]
+    assert "'preload.executor_handle'" in found[0]
+    assert "'preload.runners.in_worker'" in found[1]
+    assert "'preload.executor_handle'" not in found[1]
