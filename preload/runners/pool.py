@@ -221,12 +221,16 @@ class PoolRunner:
                     exception=self._with_earlier(timeout, earlier),
                 )
             self._collector.post_outcome(self._jobs[index].data_id, outcome)
+        # Jobs without an outcome: after one that raised what is not an
+        # Exception, which ends its batch (run_batch). That job runs again
+        # alone, unless it was the first (then its error is its outcome).
         left = indexes[len(outcomes) :]
+        alone = left[:1] if ran else ()
         if future.cancelled():
             left = ()
             for index in indexes[1:]:
                 self._collector.post_outcome(self._jobs[index].data_id, CANCELLED)
-        self._events.put(("done", len(outcomes), seconds, left))
+        self._events.put(("done", len(outcomes), seconds, left, alone))
 
     def _casualties(self) -> dict[int, tuple[int, int]]:
         """Job index -> (pid, exit code) of each dead worker that ran a job."""
@@ -364,7 +368,8 @@ class PoolRunner:
         self._roster = Roster(self._context, self._max_workers, self._phases)
         self._pool_end = self._channel.end_for_pool(self._max_workers)
         # The function and its parameters, the same for every job, go to each
-        # worker once; the jobs carry only their index and data id.
+        # worker once; the batches carry each job's index, data id and
+        # earlier failures.
         function = self._jobs[0].function
         self._pool = ProcessPoolExecutor(
             self._max_workers,
@@ -440,7 +445,11 @@ class PoolRunner:
         return self._size
 
     def _batch_done(
-        self, count: int, seconds: float | None, left: tuple[int, ...]
+        self,
+        count: int,
+        seconds: float | None,
+        left: tuple[int, ...],
+        alone: tuple[int, ...],
     ) -> None:
         if seconds is not None and count:
             per_job = seconds / count
@@ -448,11 +457,9 @@ class PoolRunner:
                 per_job = (per_job + self._per_job) / 2
             self._per_job = per_job
         if left and not self._cancelling:
-            # A job raised what is not an Exception: it ends the batch, and
-            # runs again alone, as the jobs after it do.
             for index in left:
                 self._phases.set(index, QUEUED)
-            self._alone.update(left)
+            self._alone.update(alone)
             self._pending.extendleft(reversed(left))
         self._feed()
 
