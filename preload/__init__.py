@@ -1,17 +1,34 @@
 """Preload slow data resources concurrently, in worker processes."""
 
-import re
-from importlib import metadata
-from pathlib import Path
+from __future__ import annotations
 
-from .executor_handle import ExecutorPreloadHandle
+from typing import TYPE_CHECKING, Any
+
 from .handle import NullPreloadHandle, PreloadHandle
 from .state import PreloadState, PreloadStatus
+
+if TYPE_CHECKING:
+    from .executor_handle import ExecutorPreloadHandle
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a worker process (and the forkserver that
+    # starts workers) needs only the worker side, ~6x quicker to import.
+    if name == "ExecutorPreloadHandle":
+        from .executor_handle import ExecutorPreloadHandle
+
+        return ExecutorPreloadHandle
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version() -> str:
     """pyproject.toml's version: read there in a source tree (the code that
     runs), else from the installed distribution's metadata."""
+    import re
+    from pathlib import Path
+
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     try:
         text = pyproject.read_text(encoding="utf-8")
@@ -21,13 +38,13 @@ def _version() -> str:
         found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
         if found:
             return found.group(1)
+    from importlib import metadata
+
     try:
         return metadata.version("preload-engine")
     except metadata.PackageNotFoundError:
         return "0+unknown"
 
-
-__version__ = _version()
 
 __all__ = [
     "ExecutorPreloadHandle",

@@ -69,6 +69,11 @@ class Roster:
         self._cells[base] = os.getpid()
         self._cells[base + 1] = IDLE
 
+    @property
+    def slot(self) -> int:
+        """This worker's slot (0 to workers - 1), once claimed."""
+        return self._slot
+
     def job_started(self, index: int) -> None:
         base = 3 * self._slot
         self._phases.set(index, RUNNING)

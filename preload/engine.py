@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
@@ -36,7 +37,7 @@ from typing import Any
 
 import psutil
 
-from .channel import Channel, ManagerChannel, ThreadChannel
+from .channel import Channel, ManagerChannel, PipeChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
 from .retry import Retry
@@ -58,9 +59,32 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else
     spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        _preload_in_forkserver(["preload.worker", *modules])
+        ours = ["preload.runners.in_worker"]
+        if _main_imports_us():
+            ours.append("preload.executor_handle")
+        _preload_in_forkserver([*ours, *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def _main_imports_us() -> bool:
+    """True if ``__main__`` is a script that holds something of this package
+    at its top level. Each worker runs a script's top level again (the
+    forkserver never preloads ``__main__`` before Python 3.14), which then
+    imports the handle's side of the package: better once, in the
+    forkserver, than in every worker (a later handle's first job: 44 ->
+    20 ms). A script that imports us only inside functions spares its
+    workers that import, and the forkserver need not make it (~40 ms)."""
+    main = sys.modules["__main__"]
+    if getattr(main, "__file__", None) is None:
+        return False
+    for value in list(vars(main).values()):
+        name = getattr(value, "__module__", None)
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+        if isinstance(name, str) and name.split(".")[0] == "preload":
+            return True
+    return False
 
 
 def _preload_in_forkserver(modules: Sequence[str]) -> None:
@@ -216,12 +240,15 @@ class Engine:
                     mp_context = multiprocessing.get_context(mp_context)
                 modules = [function_module] if function_module else []
                 context = mp_context or default_mp_context(modules)
-                self.channel = ManagerChannel(ids, token, context)
+                if executor is None:
+                    self.channel = PipeChannel(ids, token, context)
+                else:
+                    self.channel = ManagerChannel(ids, token, context)
             self.channel.start(self.collector.deliver, self._channel_lost)
             if executor is None:
                 self._runner = PoolRunner(
                     jobs,
-                    self.channel.end,
+                    self.channel,
                     context,
                     max_workers or min(len(jobs), usable_cpus()),
                     self.collector,

@@ -190,11 +190,12 @@ def init_process(
     stops: StopFlags | None,
     parent_pid: int,
     function: bytes,
+    parent_temp_dir: str | None = None,
 ) -> None:
     """Initializer of our own pool's workers: the channel end and the job
     function (with its parameters, however big) come once per worker."""
     global _process_end, _roster, _stops, _process_function
-    hold_on_to(parent_pid)
+    hold_on_to(parent_pid, parent_temp_dir)
     roster.claim()
     _process_end, _roster, _stops = end, roster, stops
     _process_function = function

@@ -4,7 +4,9 @@
 
 Each round starts a handle on 4-10 jobs; each job is, at random, fine, raises,
 crashes its worker (os._exit, SIGKILL, a segfault), or hangs past the timeout
-(with a child process of its own); some rounds are cancelled part way. At the
+(with a child process of its own); some rounds are cancelled part way. Every
+fourth round runs 100-600 quick jobs instead (they go to the workers in
+batches), a few of them faulty. At the
 end it prints what ran, what was injected, the final states, the jobs lost
 (not final, or final with the wrong outcome) and what was leaked (processes,
 threads, file descriptors beyond the start), and exits 1 if anything was lost
@@ -33,9 +35,9 @@ GRACE = 0.3
 ROLES = ("fine", "fine", "fine", "raise", "exit", "sigkill", "segfault", "hang")
 
 
-def job(handle, data_id, roles):
+def job(handle, data_id, roles, quick=False):
     role = roles[data_id]
-    for i in range(10):
+    for i in range(0 if quick else 10):
         if handle.cancelled:
             return
         time.sleep(random.uniform(0.005, 0.03))
@@ -100,8 +102,16 @@ def main() -> int:
     start = time.monotonic()
     baseline = None
     while time.monotonic() - start < args.seconds:
-        ids = [f"r{rounds}-j{i}" for i in range(rng.randint(4, 10))]
-        roles = {data_id: rng.choice(ROLES) for data_id in ids}
+        quick = rounds % 4 == 3
+        if quick:
+            ids = [f"r{rounds}-j{i}" for i in range(rng.randint(100, 600))]
+            roles = {
+                data_id: rng.choice(ROLES) if rng.random() < 0.01 else "fine"
+                for data_id in ids
+            }
+        else:
+            ids = [f"r{rounds}-j{i}" for i in range(rng.randint(4, 10))]
+            roles = {data_id: rng.choice(ROLES) for data_id in ids}
         cancel_after = rng.choice([None, None, None, rng.uniform(0.05, 1.5)])
         handle = ExecutorPreloadHandle(
             ids,
@@ -111,6 +121,7 @@ def main() -> int:
             job_timeout=TIMEOUT,
             cancel_grace=GRACE,
             roles=roles,
+            quick=quick,
         )
         if cancel_after is not None and not handle.wait(cancel_after):
             handle.cancel()

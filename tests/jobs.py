@@ -305,3 +305,46 @@ def gate_with_payload(handle, data_id, path, payload):
     """gate(), with a big parameter it reports the size of."""
     handle.notify(PreloadState(data_id, message=f"{len(payload)} bytes"))
     gate(handle, data_id, path)
+
+
+def by_name(handle, data_id, path=None):
+    """Batching: the id names what the job does. "raise-N" raises a ValueError
+    naming its id, "cancel-N" reports CANCELLED, "msg-N" reports a message
+    naming its id, "exit-N" kills its worker, "hang-N" never ends nor looks at
+    cancelled, "sysexit-N" raises SystemExit, "sleep-N" sleeps 2 ms; others
+    return at once."""
+    kind = data_id.split("-")[0]
+    if kind == "raise":
+        raise ValueError(f"failed: {data_id}")
+    if kind == "cancel":
+        handle.notify(PreloadState(data_id, status=PreloadStatus.cancelled))
+    elif kind == "msg":
+        handle.notify(PreloadState(data_id, message=f"for {data_id}"))
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "hang":
+        record_pid(path, data_id)
+        while True:
+            time.sleep(0.01)
+    elif kind == "sysexit":
+        raise SystemExit(f"exit in {data_id}")
+    elif kind == "sleep":
+        time.sleep(0.002)
+
+
+def child_beside_a_crash(handle, data_id, path):
+    """The job "busy" starts a child process (its first attempt only) and runs until
+    *path*/open exists; "crash" kills its worker once that child runs."""
+    if data_id == "busy":
+        if not list(Path(path).glob("child-*")):
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(60)"]
+            )
+            write_whole(Path(path, "child-busy"), str(child.pid))
+        while not Path(path, "open").exists():
+            time.sleep(0.005)
+        return
+    deadline = time.monotonic() + 10
+    while not Path(path, "child-busy").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os._exit(3)

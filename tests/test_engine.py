@@ -321,7 +321,7 @@ def test_forkserver_imports_the_function_module_for_its_workers(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": tests_dir},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([tests_dir, *sys.path])},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["inherited", "here"]
@@ -363,11 +363,13 @@ def test_a_big_parameter_goes_to_each_worker_once(tmp_path):
         payload=payload,
     ) as handle:
         assert wait_until(lambda: handle.get_state("a").message is not None)
-        # The jobs handed to the pool carry their index and data id only.
+        # The batches handed to the pool carry jobs without their function.
         pool = handle._ExecutorPreloadHandle__run.engine._runner._pool
-        jobs_sent = [item.args[0] for item in pool._pending_work_items.values()]
-        assert [job.data_id for job in jobs_sent] == list(ids)
-        assert all(len(pickle.dumps(job)) < 1000 for job in jobs_sent)
+        batches = [item.args[0] for item in pool._pending_work_items.values()]
+        assert all(job.function is None for batch in batches for job in batch)
+        sent = [job.data_id for batch in batches for job in batch]
+        assert sent and sent == list(ids)[: len(sent)]
+        assert all(len(pickle.dumps(batch)) < 1000 for batch in batches)
         Path(tmp_path, "open").touch()
         assert handle.wait(30)
     assert [s.message for s in handle.states] == ["5000000 bytes"] * 3

@@ -188,3 +188,22 @@ def test_a_memory_limit_needs_our_own_pool():
         ExecutorPreloadHandle(
             ("a",), jobs.ticks, executor=executor, silent=True, max_memory="1GiB"
         )
+
+
+def test_a_crash_ends_the_children_of_the_jobs_its_pool_lost(tmp_path):
+    # CPython terminates the other workers of a broken pool, not their
+    # children: those of a job that ran there must not live on.
+    with run(
+        ("busy", "crash"),
+        jobs.child_beside_a_crash,
+        blocking=False,
+        max_workers=2,
+        path=str(tmp_path),
+    ) as handle:
+        assert wait_until(lambda: handle.get_state("crash").status.is_final, 30)
+        child = int(Path(tmp_path, "child-busy").read_text())
+        assert gone([child]), "the lost job's child outlived its worker"
+        Path(tmp_path, "open").touch()
+        assert handle.wait(30)
+    assert handle.get_state("busy").status is S.completed
+    assert handle.get_state("crash").status is S.failed

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -130,16 +131,21 @@ def test_a_return_value_is_not_sent_back():
 
 
 def test_a_dead_manager_fails_the_jobs_without_hanging(tmp_path):
-    handle = run(("a", "b"), jobs.gate, blocking=False, path=str(tmp_path))
-    assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
-    manager = handle._ExecutorPreloadHandle__run.engine.channel.end.manager_pid
-    os.kill(manager, signal.SIGKILL)
-    assert handle.wait(10)
-    for state in handle.states:
-        assert state.status is S.failed
-        assert isinstance(state.exception, ChannelLostError)
-        assert f"Manager process (pid {manager})" in str(state.exception)
-    handle.close()
+    # A Manager carries the messages of jobs on a caller's process pool (our
+    # own pools use pipes and shared memory).
+    with ProcessPoolExecutor(2) as pool:
+        handle = run(
+            ("a", "b"), jobs.gate, blocking=False, executor=pool, path=str(tmp_path)
+        )
+        assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, 30)
+        manager = handle._ExecutorPreloadHandle__run.engine.channel.end.manager_pid
+        os.kill(manager, signal.SIGKILL)
+        assert handle.wait(10)
+        for state in handle.states:
+            assert state.status is S.failed
+            assert isinstance(state.exception, ChannelLostError)
+            assert f"Manager process (pid {manager})" in str(state.exception)
+        handle.close()
 
 
 @pytest.mark.slow

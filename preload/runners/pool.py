@@ -23,6 +23,13 @@ parent, makes up for both:
   while its retries last, where ``retry_on`` names ``WorkerDiedError`` or
   ``TimeoutError`` (see ``retry.py``).
 
+Jobs go to the workers in batches (``run_batch``), sized from the measured
+job durations: one job per batch while durations are unknown or long, more
+for jobs that end in microseconds, never more than leaves work for every
+worker. A batch's jobs keep their own states, stop flags and timeouts (the
+``Roster`` says which job runs); a worker that dies in a batch fails only the
+job it was running; the batch's other jobs run again, each alone.
+
 Each worker runs in a session of its own: terminating a job's worker
 terminates its process group too, which reaches the grandchildren a job
 detached (``sh -c "cmd &"``). Workers do not get the terminal's Ctrl-C.
@@ -42,7 +49,7 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
@@ -51,21 +58,15 @@ from multiprocessing.context import BaseContext
 import psutil
 
 from ..board import ENDED, QUEUED, Phases, Roster, StopFlags
-from ..channel import ChannelEnd
+from ..channel import PipeChannel, PipeEnd
 from ..collector import Collector
 from ..errors import ResultLostError, WorkerDiedError, describe, describe_exit
+from ..lifeline import temp_dir_to_clean
 from ..retry import Retry, keep_earlier
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
-from ..worker import (
-    CANCELLED,
-    Job,
-    JobFunction,
-    Outcome,
-    init_process,
-    outcome_of,
-    run_job,
-)
+from ..worker import CANCELLED, Job, Outcome, outcome_of
+from .in_worker import init_worker, run_batch
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -83,6 +84,12 @@ MAX_LOST = 20
 TERMINATE_WAIT = 1.0
 """Seconds a terminated process gets before it is killed."""
 
+BATCH_SECONDS = 0.02
+"""How long a batch of short jobs should take in its worker."""
+
+IN_FLIGHT = 2
+"""Batches submitted per worker at a time (one running, one ready)."""
+
 
 class PoolRunner:
     """Runs jobs on process pools it owns; replaces a pool that broke."""
@@ -90,7 +97,7 @@ class PoolRunner:
     def __init__(
         self,
         jobs: list[Job],
-        end: ChannelEnd,
+        channel: PipeChannel,
         context: BaseContext,
         max_workers: int,
         collector: Collector,
@@ -103,7 +110,9 @@ class PoolRunner:
         self._jobs = jobs
         self._retry = retry
         self._retrying: set[int] = set()  # by a retry, on the next pool
-        self._end = end
+        self._channel = channel
+        self._end: PipeEnd = channel.end
+        self._temp_dir = temp_dir_to_clean()
         self._context = context
         self._max_workers = max_workers
         self._collector = collector
@@ -114,7 +123,13 @@ class PoolRunner:
         self._stops = StopFlags(context, len(jobs))
         self._phases = Phases(context, len(jobs))
         self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._futures: dict[int, Future] = {}
+        self._batches: dict[Future, tuple[int, ...]] = {}  # submitted, not settled
+        self._batches_lock = threading.Lock()
+        self._pending: deque[int] = deque(range(len(jobs)))  # not submitted
+        self._alone: set[int] = set()  # to run in a batch of their own
+        self._per_job: float | None = None  # seconds, measured in the workers
+        self._size = 1  # of the latest batch
+        self.batches = 0  # submitted so far
         self._attempts: Counter[int] = Counter()
         self._lost: Counter[int] = Counter()  # broken pools, not suspected
         self._timed_out: dict[int, float] = {}  # job index -> when flagged
@@ -130,7 +145,7 @@ class PoolRunner:
         self._roster: Roster | None = None
         self._workers: dict = {}
         self._manager_thread: threading.Thread | None = None
-        self._new_pool(range(len(jobs)))
+        self._new_pool()
         self._thread = threading.Thread(
             target=self._supervise, name="preload-supervisor", daemon=True
         )
@@ -170,7 +185,9 @@ class PoolRunner:
         """Stop everything at once (the channel broke)."""
         self._events.put(("abort",))
 
-    def _on_done(self, generation: int, index: int, future: Future) -> None:
+    def _on_done(
+        self, generation: int, indexes: tuple[int, ...], future: Future
+    ) -> None:
         # Runs in the pool's manager thread: decide quickly, never block.
         error = None if future.cancelled() else future.exception()
         if isinstance(error, BrokenProcessPool):
@@ -180,21 +197,40 @@ class PoolRunner:
                 self._dead[generation] = self._casualties()
                 self._events.put(("broken", generation))
             return
-        outcome = outcome_of(future)
-        if not future.cancelled() and error is None and index in self._timed_out:
-            timeout = self._timeout_error(index, terminated=False)
-            # What failed before, in its worker too.
-            earlier = outcome.earlier
-            if self._may_retry(timeout, earlier):
-                # The messages it did not send yet still count.
-                self._collector.deliver(list(outcome.tail))
-                self._events.put(("retry", index, timeout, earlier))
-                return
-            outcome = outcome._replace(
-                status=PreloadStatus.failed.value,
-                exception=self._with_earlier(timeout, earlier),
-            )
-        self._collector.post_outcome(self._jobs[index].data_id, outcome)
+        with self._batches_lock:
+            del self._batches[future]
+        ran = not future.cancelled() and error is None
+        if ran:
+            outcomes, seconds = future.result()
+        else:
+            # Cancelled while queued; or the first job raised what is not an
+            # Exception (run_batch then runs no other).
+            outcomes, seconds = [outcome_of(future)], None
+        for index, outcome in zip(indexes, outcomes, strict=False):
+            if ran and index in self._timed_out:
+                timeout = self._timeout_error(index, terminated=False)
+                # What failed before, in its worker too.
+                earlier = outcome.earlier
+                if self._may_retry(timeout, earlier):
+                    # The messages it did not send yet still count.
+                    self._collector.deliver(list(outcome.tail))
+                    self._events.put(("retry", index, timeout, earlier))
+                    continue
+                outcome = outcome._replace(
+                    status=PreloadStatus.failed.value,
+                    exception=self._with_earlier(timeout, earlier),
+                )
+            self._collector.post_outcome(self._jobs[index].data_id, outcome)
+        # Jobs without an outcome: after one that raised what is not an
+        # Exception, which ends its batch (run_batch). That job runs again
+        # alone, unless it was the first (then its error is its outcome).
+        left = indexes[len(outcomes) :]
+        alone = left[:1] if ran else ()
+        if future.cancelled():
+            left = ()
+            for index in indexes[1:]:
+                self._collector.post_outcome(self._jobs[index].data_id, CANCELLED)
+        self._events.put(("done", len(outcomes), seconds, left, alone))
 
     def _casualties(self) -> dict[int, tuple[int, int]]:
         """Job index -> (pid, exit code) of each dead worker that ran a job."""
@@ -217,6 +253,8 @@ class PoolRunner:
             kind = event[0]
             if kind == "look":
                 self._look()
+            elif kind == "done":
+                self._batch_done(*event[1:])
             elif kind == "broken":
                 self._replace_pool(event[1])
             elif kind == "retry":
@@ -298,7 +336,7 @@ class PoolRunner:
         at most *grace*, terminate what still runs, shut the pools down."""
         self._stops.raise_all()
         self._cancel()
-        running = [f for f in self._futures.values() if f.running()]
+        running = [f for f in self._submitted() if f.running()]
         if running and self._pool is not None:
             left = grace
             if self._stop_by is not None:
@@ -311,59 +349,119 @@ class PoolRunner:
             if self._busy():
                 self._terminate_pool()
             self._replace_pool(self._generation)
-        self._futures.clear()
+        self._batches.clear()
         self._workers = {}
+
+    def _submitted(self) -> list[Future]:
+        with self._batches_lock:
+            return list(self._batches)
 
     def _busy(self) -> bool:
         """True while a job of ours runs (or is about to), whatever it reported."""
-        return any(f.running() for f in self._futures.values())
+        return any(f.running() for f in self._submitted())
 
     def _terminate_pool(self) -> None:
         terminate_trees(list(self._workers))
 
-    def _new_pool(self, indexes) -> None:
+    def _new_pool(self) -> None:
         self._generation += 1
         self._roster = Roster(self._context, self._max_workers, self._phases)
+        self._pool_end = self._channel.end_for_pool(self._max_workers)
         # The function and its parameters, the same for every job, go to each
-        # worker once; the jobs carry only their index and data id.
+        # worker once; the batches carry each job's index, data id and
+        # earlier failures.
         function = self._jobs[0].function
         self._pool = ProcessPoolExecutor(
             self._max_workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._end, self._roster, self._stops, os.getpid(), function),
+            initargs=(
+                self._pool_end,
+                self._roster,
+                self._stops,
+                os.getpid(),
+                self._temp_dir,
+                function,
+            ),
         )
         # The pool's own map of its workers (pid -> process); shutdown()
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
-        for index in indexes:
-            self._submit(index)
-        # The pool spawns workers in submit(), after it has woken its manager
-        # thread, which then waits on the sentinels of the workers it knew:
-        # a worker spawned last could die unnoticed while the others run on.
-        # Wake it once more, now that every worker is known.
-        self._pool._executor_manager_thread_wakeup.wakeup()
+        self._feed()
         # shutdown(wait=False) forgets the pool's manager thread: keep it, to
         # join it when this pool is done.
         self._manager_thread = self._pool._executor_manager_thread
 
-    def _submit(self, index: int) -> None:
-        self._phases.set(index, QUEUED)
-        try:
-            future = self._pool.submit(
-                run_job, self._jobs[index]._replace(function=None)
-            )
-        except BrokenProcessPool as exc:
-            # A retry for a pool that broke meanwhile: the pool's "broken"
-            # event is on its way, and this job goes to the next pool.
-            future = Future()
-            future.set_exception(exc)
-            self._futures[index] = future
+    def _feed(self) -> None:
+        """Submit batches until each worker has IN_FLIGHT of them."""
+        if self._pool is None or self._cancelling:
             return
-        future.add_done_callback(
-            functools.partial(self._on_done, self._generation, index)
-        )
-        self._futures[index] = future
+        spawned = len(self._workers)
+        room = IN_FLIGHT * self._max_workers - len(self._batches)
+        while self._pending and room > 0:
+            room -= 1
+            batch = [self._pending.popleft()]
+            if batch[0] not in self._alone:
+                size = self._batch_size()
+                while len(batch) < size and self._pending:
+                    if self._pending[0] in self._alone:
+                        break
+                    batch.append(self._pending.popleft())
+            indexes = tuple(batch)
+            try:
+                future = self._pool.submit(
+                    run_batch,
+                    tuple(self._jobs[i]._replace(function=None) for i in indexes),
+                )
+            except BrokenProcessPool:
+                # Broken since the last look: the batch waits for a fresh pool
+                # (the "broken" event may be on its way; a second is ignored).
+                self._pending.extendleft(reversed(indexes))
+                self._events.put(("broken", self._generation))
+                break
+            self._alone.difference_update(indexes)
+            with self._batches_lock:
+                self._batches[future] = indexes
+            self.batches += 1
+            future.add_done_callback(
+                functools.partial(self._on_done, self._generation, indexes)
+            )
+        if len(self._workers) != spawned:
+            # The pool spawns workers in submit(), after it has woken its
+            # manager thread, which then waits on the sentinels of the workers
+            # it knew: a worker spawned last could die unnoticed while the
+            # others run on. Wake it once more, now that every worker is known.
+            self._pool._executor_manager_thread_wakeup.wakeup()
+
+    def _batch_size(self) -> int:
+        """Jobs for the next batch: BATCH_SECONDS of them, growing at most
+        twofold a batch, one while durations are unknown, and never so many
+        that a worker is left without work."""
+        if self._per_job is None:
+            return 1
+        ideal = int(BATCH_SECONDS / max(self._per_job, 1e-6))
+        share = len(self._pending) // (IN_FLIGHT * self._max_workers) + 1
+        self._size = max(1, min(ideal, 2 * self._size, share))
+        return self._size
+
+    def _batch_done(
+        self,
+        count: int,
+        seconds: float | None,
+        left: tuple[int, ...],
+        alone: tuple[int, ...],
+    ) -> None:
+        if seconds is not None and count:
+            per_job = seconds / count
+            if self._per_job is not None:
+                per_job = (per_job + self._per_job) / 2
+            self._per_job = per_job
+        if left and not self._cancelling:
+            for index in left:
+                self._phases.set(index, QUEUED)
+            self._alone.update(alone)
+            self._pending.extendleft(reversed(left))
+        self._feed()
 
     def _may_retry(self, error: Exception, earlier: tuple[str, ...]) -> bool:
         """True if a job may run again after *error* (a WorkerDiedError or a
@@ -407,7 +505,10 @@ class PoolRunner:
             self._collector.post_outcome(self._jobs[index].data_id, outcome)
             return
         self._prepare_retry(index, error, earlier)
-        self._submit(index)
+        self._phases.set(index, QUEUED)
+        self._alone.add(index)
+        self._pending.appendleft(index)
+        self._feed()
 
     def _replace_pool(self, generation: int) -> None:
         """Shut a broken pool down; settle or rerun each job it lost."""
@@ -415,16 +516,22 @@ class PoolRunner:
             return
         self._pool.shutdown(wait=True)
         self._manager_thread.join()  # every callback of this pool has run
+        self._channel.retire(self._pool_end)
         self._pool = self._manager_thread = None
-        was_running = {r.index for r in self._roster.running()}
+        running = self._roster.running()
+        # The pool terminated its other workers, not what their jobs started:
+        # end those too (each worker leads its own process group).
+        _signal_groups([r.pid for r in running], signal.SIGKILL)
+        was_running = {r.index for r in running}
         dead = self._dead.get(generation, {})
         lost = {}
-        for index, future in list(self._futures.items()):
-            if future.done() and not future.cancelled():
-                error = future.exception()
-                if isinstance(error, BrokenProcessPool):
-                    lost[index] = error
-                    del self._futures[index]
+        with self._batches_lock:
+            for future, indexes in list(self._batches.items()):
+                if future.done() and not future.cancelled():
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        lost.update(dict.fromkeys(indexes, error))
+                        del self._batches[future]
         # No worker died while running a job: a job that ended in its worker,
         # but whose result never arrived, broke the pool.
         phases = self._phases.all()
@@ -453,9 +560,15 @@ class PoolRunner:
                         message=f"run again on a fresh pool: {cause or 'it broke'}",
                     )
                 )
+        for index in rerun:
+            self._phases.set(index, QUEUED)
+        # Alone, each job that may be what broke the pool; jobs that had not
+        # started go in batches again.
+        self._alone.update(i for i in rerun if i in suspects or i in was_running)
+        self._pending.extendleft(reversed(rerun))
         self._retrying.clear()
-        if rerun:
-            self._new_pool(rerun)
+        if self._pending and not self._cancelling:
+            self._new_pool()
 
     def _settle(
         self,
@@ -530,20 +643,6 @@ class PoolRunner:
         if terminated:
             text += f" and was terminated {self._grace:g} s later (cancel_grace)"
         return TimeoutError(text)
-
-
-def init_worker(
-    end: ChannelEnd,
-    roster: Roster,
-    stops: StopFlags,
-    parent_pid: int,
-    function: bytes | JobFunction,
-) -> None:
-    """Initializer of our pool's workers: a session of its own (its process
-    group reaches what its jobs detach), then the worker's own setup."""
-    with contextlib.suppress(PermissionError):  # a group leader already
-        os.setsid()
-    init_process(end, roster, stops, parent_pid, function)
 
 
 def terminate_trees(pids: list[int]) -> None:

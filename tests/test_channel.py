@@ -1,0 +1,98 @@
+"""The pipe channel of our own pools, and what a worker imports."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import subprocess
+import sys
+
+from preload.channel import PipeChannel
+
+
+def test_a_cut_frame_spoils_only_its_own_pipe():
+    channel = PipeChannel(frozenset("ab"), "t", multiprocessing.get_context("spawn"))
+    delivered: queue.SimpleQueue = queue.SimpleQueue()
+    channel.start(delivered.put, lost=None)
+    end = channel.end_for_pool(2)
+    end.use_slot(0)
+    end._send([("a", "started", None, None, None)])
+    # A worker killed half-way through a frame: a header that promises more.
+    cut = end._writers[1]
+    os.write(cut.fileno(), (1000).to_bytes(8, "big") + b"partial")
+    big = "x" * 200_000  # more than a pipe holds: read in parts
+    end._send([("a", None, 0.5, big, None)])
+    assert delivered.get(timeout=5) == [("a", "started", None, None, None)]
+    assert delivered.get(timeout=5) == [("a", None, 0.5, big, None)]
+    channel.retire(end)
+    channel.close()
+    assert delivered.empty()
+
+
+def test_the_cancel_flag_is_shared_memory():
+    channel = PipeChannel(frozenset("a"), "t", multiprocessing.get_context("spawn"))
+    end = channel.end_for_pool(1)
+    assert not end.cancel_requested()
+    end.request_cancel()  # a job cancels the whole preload
+    assert channel.cancel_requested()
+    channel.retire(end)
+    channel.close()
+
+
+def test_a_worker_imports_the_worker_side_only():
+    # The forkserver imports this module up front: the sooner, the sooner
+    # the first worker starts.
+    code = (
+        "import sys, preload.runners.in_worker;"
+        "print(sorted(m for m in sys.modules if m.startswith('preload.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ).stdout
+    loaded = eval(out)
+    heavy = ("preload.display", "preload.engine", "preload.executor_handle")
+    assert not [m for m in loaded if m.startswith(heavy)]
+    assert "preload.runners.pool" not in loaded
+
+
+PRELOADED = """
+{top}
+import sys
+from multiprocessing import forkserver
+
+def main():
+    from preload.engine import default_mp_context
+
+    default_mp_context()
+    print(forkserver._forkserver._preload_modules)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_forkserver_imports_the_handle_side_for_a_script_that_does(tmp_path):
+    # Its workers run the script's top level again: what it imports there,
+    # the forkserver imports once for them all; nothing more.
+    found = []
+    for top in ("from preload import ExecutorPreloadHandle", ""):
+        script = tmp_path / "script.py"
+        script.write_text(PRELOADED.format(top=top))
+        found.append(
+            subprocess.run(
+                [sys.executable, str(script)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            ).stdout
+        )
+    assert "'preload.runners.in_worker'" in found[0]
+    assert "'preload.executor_handle'" in found[0]
+    assert "'preload.runners.in_worker'" in found[1]
+    assert "'preload.executor_handle'" not in found[1]
