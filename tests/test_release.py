@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from preload import PreloadState, PreloadStatus
+from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
 from preload.display.base import Display
 from preload.engine import Engine
 from preload.validation import pickle_job_function
 from preload.worker import JobFunction
 
 import jobs
-from conftest import our_processes
+from conftest import our_processes, wait_until
 
 S = PreloadStatus
 
@@ -66,3 +66,26 @@ def test_an_update_after_the_release_is_applied_and_drawn():
     )
     assert displays[0].draws[-1] == (threading.current_thread().name, [S.completed])
     engine.close(3.0)  # nothing left to do
+
+
+def test_two_runs_at_once_stay_apart(tmp_path):
+    # Runs share nothing: one's cancel, or a worker that dies in it, never
+    # touches another open at the same time.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = ExecutorPreloadHandle(
+        ["a1", "a2"], jobs.gate, blocking=False, silent=True, path=tmp_path / "a"
+    )
+    second = ExecutorPreloadHandle(
+        ["exit-b", "b2"], jobs.exit_soon, blocking=False, silent=True,
+        path=tmp_path / "b",
+    )  # fmt: skip
+    assert wait_until(lambda: len(list((tmp_path / "a").glob("started-*"))) == 2)
+    assert wait_until(lambda: second.get_state("exit-b").status is S.failed)
+    second.cancel()
+    assert second.wait(10)
+    assert second.get_state("b2").status is S.cancelled
+    assert not first.cancelled and first.get_state("a1").status is S.started
+    (tmp_path / "a" / "open").touch()
+    assert first.wait(10)
+    assert [s.status for s in first.states] == [S.completed, S.completed]
