@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -348,3 +349,19 @@ def child_beside_a_crash(handle, data_id, path):
     while not Path(path, "child-busy").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     os._exit(3)
+
+
+def changes_its_worker(handle, data_id):
+    """ "change" leaves its worker in another folder, with another environment
+    and SIGTERM handler; the others report what they find."""
+    if data_id == "change":
+        os.chdir("/")
+        os.environ["PRELOAD_LEFT_BEHIND"] = "1"
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    found = (
+        os.getcwd(),
+        os.environ.get("PRELOAD_LEFT_BEHIND"),
+        signal.getsignal(signal.SIGTERM),
+    )
+    handle.notify(PreloadState(data_id, message=repr(found)))

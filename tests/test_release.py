@@ -89,3 +89,18 @@ def test_two_runs_at_once_stay_apart(tmp_path):
     (tmp_path / "a" / "open").touch()
     assert first.wait(10)
     assert [s.status for s in first.states] == [S.completed, S.completed]
+
+
+def test_a_job_leaves_its_worker_as_it_found_it():
+    # One worker runs all three: the job after "change" finds the folder, the
+    # environment and the SIGTERM handler the one before it found.
+    handle = ExecutorPreloadHandle(
+        ["before", "change", "after"],
+        jobs.changes_its_worker,
+        silent=True,
+        max_workers=1,
+    )
+    before, change, after = handle.states
+    assert change.status is S.completed
+    assert after.message == before.message
+    assert "'1'" not in after.message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 
 from ..board import Roster, StopFlags
@@ -32,19 +33,53 @@ def init_worker(
     end.use_slot(roster.slot)
 
 
+# What a job may change in its worker that the next job would inherit: the
+# working directory, the environment, and the handlers of the signals the
+# engine relies on (SIGINT ignored, SIGTERM to terminate). Modules it imported
+# stay. About 4 us a job.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _process_state() -> tuple:
+    # os.environ._data: the raw bytes mapping, copied in ~0.2 us where
+    # copying os.environ itself decodes every entry (~15 us).
+    return (
+        os.getcwd(),
+        os.environ._data.copy(),  # type: ignore[attr-defined]
+        [signal.getsignal(s) for s in _SIGNALS],
+    )
+
+
+def _restore(state: tuple) -> None:
+    cwd, environ, handlers = state
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    if os.environ._data != environ:  # type: ignore[attr-defined]
+        decode = os.fsdecode
+        os.environ.clear()
+        os.environ.update({decode(k): decode(v) for k, v in environ.items()})
+    for number, handler in zip(_SIGNALS, handlers, strict=True):
+        if signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
+
+
 def run_batch(jobs: tuple[Job, ...]) -> tuple[list[Outcome], float]:
     """In a worker: run the jobs (without their function, which this worker
-    was given once) one after another. Returns
+    was given once) one after another, each in the working directory,
+    environment and signal handlers the worker had before it. Returns
     the outcomes of those that ran and the seconds they took. A job that
     raises what is not an Exception ends the batch: alone, it raises (as a
     job of its own would); later in a batch, it runs again alone."""
     start = time.perf_counter()
     outcomes = []
     for job in jobs:
+        state = _process_state()
         try:
             outcomes.append(run_job(job))
         except BaseException:
             if not outcomes:
                 raise
             break
+        finally:
+            _restore(state)
     return outcomes, time.perf_counter() - start
