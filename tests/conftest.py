@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -15,6 +16,14 @@ HELPERS = ("resource_tracker", "forkserver")
 # distributed's offload pool (distributed.utils._offload_executor) starts on
 # first use and is never shut down, whatever clients and clusters closed.
 FOREIGN_THREADS = ("zarr_io", "zarr_pool", "asyncio_", "Dask-Offload")
+
+
+# Started in the background (`cmd &` in a script, nohup), the test run
+# inherits SIGINT ignored, and so would every process it starts: the Ctrl-C
+# tests would send a signal nobody hears. Caught here, it is reset to the
+# default in each program the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def our_processes() -> list[psutil.Process]:
