@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -76,3 +78,23 @@ def no_leaks():
 def mp_context(request):
     """The default start method (forkserver on Linux), and spawn."""
     return request.param
+
+
+@pytest.fixture(params=["processes", "threads"])
+def executor(request):
+    """Our own process pool (None), and a caller's ThreadPoolExecutor."""
+    if request.param == "processes":
+        yield None
+        return
+    with ThreadPoolExecutor(2) as pool:
+        yield pool
+
+
+def gone(pids, timeout: float = 5.0) -> bool:
+    """True once every process of *pids* has ended (zombies count as ended)."""
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]

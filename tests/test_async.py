@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from preload import ExecutorPreloadHandle, PreloadStatus
 import jobs
 
 S = PreloadStatus
-
-
-@pytest.fixture(params=["processes", "threads"])
-def executor(request):
-    """Our own process pool (None), and a caller's ThreadPoolExecutor."""
-    if request.param == "processes":
-        yield None
-        return
-    with ThreadPoolExecutor(2) as pool:
-        yield pool
 
 
 class Ticker:

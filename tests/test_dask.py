@@ -4,7 +4,6 @@ a worker lost mid-run, and a cluster left as it was found."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -26,7 +25,7 @@ from preload.errors import RemoteTraceback, WorkerDiedError
 from preload.runners import dask_worker
 
 import jobs
-from conftest import wait_until
+from conftest import gone, wait_until
 from tests_support import preload
 
 S = PreloadStatus
@@ -66,15 +65,6 @@ def job_processes(client) -> list[int]:
     for pid in worker_pids(client):
         found += [p.pid for p in psutil.Process(pid).children(recursive=True)]
     return found
-
-
-def gone(pids, timeout=5.0) -> bool:
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs.append(psutil.Process(pid))
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_the_seed_scenario_ends_as_on_processes(client):

@@ -17,22 +17,13 @@ from preload import ExecutorPreloadHandle, PreloadStatus
 from preload.errors import ResultLostError
 
 import jobs
-from conftest import wait_until
+from conftest import gone, wait_until
 
 S = PreloadStatus
 
 
 def run(data_ids, function, **kwargs):
     return ExecutorPreloadHandle(data_ids, function, silent=True, **kwargs)
-
-
-def gone(pids, timeout=5.0):
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs.append(psutil.Process(pid))
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
 @pytest.mark.parametrize("started", [2, 0], ids=["two-running", "at-once"])

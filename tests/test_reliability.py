@@ -6,7 +6,6 @@ no process or thread is left behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from preload import ExecutorPreloadHandle, PreloadStatus
 from preload.errors import ChannelLostError, WorkerDiedError
 
 import jobs
-from conftest import wait_until
+from conftest import gone, wait_until
 
 S = PreloadStatus
 
@@ -35,15 +34,6 @@ def run(data_ids, function, **kwargs):
 
 def attempts(path, data_id):
     return len(list(Path(path).glob(f"pid-{data_id}-*")))
-
-
-def gone(pids, timeout=5.0):
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs.append(psutil.Process(pid))
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_cancel_terminates_jobs_still_running_after_the_grace(tmp_path):

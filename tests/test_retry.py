@@ -21,16 +21,6 @@ from tests_support import preload
 S = PreloadStatus
 
 
-@pytest.fixture(params=["processes", "threads"])
-def executor(request):
-    """Our own process pool (None), and a caller's ThreadPoolExecutor."""
-    if request.param == "processes":
-        yield None
-        return
-    with ThreadPoolExecutor(2) as pool:
-        yield pool
-
-
 def attempts(path, data_id):
     return len(list(Path(path).glob(f"attempt-{data_id}-*")))
 

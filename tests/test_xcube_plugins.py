@@ -7,7 +7,6 @@ import gc
 import multiprocessing
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import Mock
 
 import pytest
@@ -19,16 +18,6 @@ import plugins
 from conftest import our_processes, wait_until
 
 S = PreloadStatus
-
-
-@pytest.fixture(params=["processes", "threads"])
-def executor(request):
-    """None (our own worker processes) or a caller's ThreadPoolExecutor."""
-    if request.param == "processes":
-        yield None
-    else:
-        with ThreadPoolExecutor(3) as pool:
-            yield pool
 
 
 def with_executor(executor) -> dict:
