@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 
 from distributed import Client, LocalCluster, as_completed
 from distributed import Future as DaskFuture
@@ -227,7 +228,12 @@ class DaskRunner:
 
     def _outcome(self, index: int, future: DaskFuture) -> Outcome:
         failed = PreloadStatus.failed.value
-        if future.status == "cancelled":
+        try:
+            if future.status == "cancelled":
+                raise CancelledError
+            return future.result()
+        except CancelledError:
+            # Also as result() raises it: the status may turn while we look.
             if self._stopped:
                 return CANCELLED
             return Outcome(
@@ -237,8 +243,6 @@ class DaskRunner:
                     " or the scheduler lost it)"
                 ),
             )
-        try:
-            return future.result()
         except Exception as exc:
             if isinstance(exc, KilledWorker):
                 return Outcome(
