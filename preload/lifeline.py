@@ -56,6 +56,10 @@ def _end(parent_temp_dir: str | None) -> None:
     for tempdir in (owned_temp_dir(), parent_temp_dir):
         if tempdir is not None:
             shutil.rmtree(tempdir, ignore_errors=True)
+    if os.getpgrp() == os.getpid():
+        # A worker of ours leads its own group: end what its jobs detached
+        # from its tree too (this process with them).
+        os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(1)
 
 

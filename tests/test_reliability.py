@@ -183,11 +183,12 @@ SCRIPT = textwrap.dedent(
             Path(path, "closing").touch()
             handle.close()  # waits for ever: the jobs never look at cancelled
         else:
+            job = jobs.detached_grandchild if mode == "detached" else jobs.stubborn
             ExecutorPreloadHandle(
-                ["a", "b"], jobs.stubborn, silent=True, blocking=False, path=path
+                ["a", "b"], job, silent=True, blocking=False, path=path
             )
             Path(path, "ready").touch()
-            if mode == "killed":
+            if mode in ("killed", "detached"):
                 time.sleep(60)
         print("main ends")
     """
@@ -275,6 +276,20 @@ def test_workers_and_manager_end_when_the_parent_is_killed(tmp_path):
     assert gone(ours, timeout=5)
     # The Manager removed the killed parent's multiprocessing temp folder.
     assert list(temp.iterdir()) == []
+
+
+def test_a_killed_parent_takes_the_grandchildren_its_jobs_detached(tmp_path):
+    # A worker leads its own process group; when its parent is gone, its
+    # lifeline ends the whole group, what the jobs detached included.
+    proc, work = start_script(tmp_path, "detached")
+    try:
+        assert wait_until(lambda: len(list(work.glob("grandchild-*"))) == 2, 30)
+        detached = [int(p.read_text()) for p in work.glob("grandchild-*")]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    assert gone(detached, timeout=5)
 
 
 def test_a_worker_that_dies_beside_a_busy_one_is_noticed(tmp_path):
