@@ -388,9 +388,6 @@ class PoolRunner:
         # drops the pool's reference, this one stays current.
         self._workers = self._pool._processes
         self._feed()
-        # shutdown(wait=False) forgets the pool's manager thread: keep it, to
-        # join it when this pool is done.
-        self._manager_thread = self._pool._executor_manager_thread
 
     def _feed(self) -> None:
         """Submit batches until each worker has IN_FLIGHT of them."""
@@ -426,6 +423,10 @@ class PoolRunner:
             future.add_done_callback(
                 functools.partial(self._on_done, self._generation, indexes)
             )
+        if self._manager_thread is None:
+            # Started by the pool's first submit. shutdown(wait=False) forgets
+            # it: keep it, to join it when this pool is done.
+            self._manager_thread = self._pool._executor_manager_thread
         if len(self._workers) != spawned:
             # The pool spawns workers in submit(), after it has woken its
             # manager thread, which then waits on the sentinels of the workers
@@ -515,7 +516,8 @@ class PoolRunner:
         if generation != self._generation or self._pool is None:
             return
         self._pool.shutdown(wait=True)
-        self._manager_thread.join()  # every callback of this pool has run
+        if self._manager_thread is not None:  # None: nothing was submitted
+            self._manager_thread.join()  # every callback of this pool has run
         self._channel.retire(self._pool_end)
         self._pool = self._manager_thread = None
         running = self._roster.running()
