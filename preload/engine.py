@@ -35,8 +35,6 @@ from multiprocessing.context import BaseContext
 from types import FrameType
 from typing import Any
 
-import psutil
-
 from .channel import Channel, ManagerChannel, PipeChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
@@ -106,6 +104,16 @@ def _preload_in_forkserver(modules: Sequence[str]) -> None:
         forkserver.set_forkserver_preload([*preloaded, *missing])
 
 
+def _start_forkserver(context: BaseContext) -> None:
+    # A forkserver not yet running starts now (a fresh interpreter and its
+    # imports: the better part of a cold start), while this process sets up
+    # the run, not after: its first worker is asked for only then.
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def importable_module(function: Callable[..., Any]) -> str | None:
     """The module a worker imports to find *function*, if it has one: not
     ``__main__``, and already imported here (so importing it succeeds)."""
@@ -117,9 +125,10 @@ def importable_module(function: Callable[..., Any]) -> str | None:
 
 
 def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system keeps one)."""
     try:
-        return len(psutil.Process().cpu_affinity()) or 1
-    except (AttributeError, psutil.Error):
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS
         return os.cpu_count() or 1
 
 
@@ -241,6 +250,7 @@ class Engine:
                 modules = [function_module] if function_module else []
                 context = mp_context or default_mp_context(modules)
                 if executor is None:
+                    _start_forkserver(context)
                     self.channel = PipeChannel(ids, token, context)
                 else:
                     self.channel = ManagerChannel(ids, token, context)

@@ -6,8 +6,6 @@ import pickle
 import signal
 from typing import NamedTuple
 
-import cloudpickle
-
 
 class RemoteTraceback(Exception):
     """The traceback text of an exception raised in a worker, set as its cause."""
@@ -48,6 +46,9 @@ class PackedError(NamedTuple):
 
 def pack(exc: BaseException, traceback_text: str = "") -> PackedError:
     """*exc* in a form that plain pickle carries from any worker."""
+    # Imported here, once a job fails: ~11 ms a worker's start need not pay.
+    import cloudpickle
+
     try:
         data = cloudpickle.dumps(exc)
     except Exception:

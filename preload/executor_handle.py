@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
-import uuid
+import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .display import choose_display, detect_mode, format_table
 from .display.kernel import interrupted, wait_processing_ui
@@ -32,6 +31,9 @@ from .validation import (
     pickle_job_function,
 )
 from .worker import JobFunction, JobHandle, current_job
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_CANCEL_GRACE = 3.0
 """Seconds a running job gets to stop after a cancel before it is terminated."""
@@ -58,7 +60,7 @@ class _Run:
 
     def __init__(self, data_ids: tuple[str, ...], cancel_grace: float | None):
         self.data_ids = data_ids
-        self.token = uuid.uuid4().hex
+        self.token = os.urandom(16).hex()
         self.cancel_grace = cancel_grace
         self.engine: Engine | None = None
 
@@ -330,6 +332,8 @@ class ExecutorPreloadHandle(PreloadHandle):
         """``wait()`` for async code: the event loop runs on meanwhile (no
         thread waits for it). Cancelling the awaiting task stops the waiting,
         not the jobs."""
+        import asyncio  # ~20 ms: not for a worker that imports this module
+
         loop = asyncio.get_running_loop()
         released = loop.create_future()
 
@@ -356,6 +360,8 @@ class ExecutorPreloadHandle(PreloadHandle):
     async def __aexit__(self, *exc_info: object) -> None:
         """Close, in a thread: the event loop runs on during the grace. The
         close goes on if the awaiting task is cancelled."""
+        import asyncio
+
         closing = asyncio.get_running_loop().run_in_executor(None, self.close)
         await asyncio.shield(closing)
 

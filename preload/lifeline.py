@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing import process, util
-
-import psutil
+from typing import NoReturn
 
 POLL = 0.5
-"""Seconds between two looks at the parent."""
+"""Seconds between two looks at the parent, where it cannot be waited on."""
 
 
 def owned_temp_dir() -> str | None:
@@ -44,15 +45,50 @@ def temp_dir_to_clean() -> str | None:
     return owned_temp_dir()
 
 
-def _alive(parent: psutil.Process) -> bool:
+def _waiter(pid: int) -> Callable[[], None] | None:
+    """A call that returns once process *pid* has ended; None if it has.
+
+    On Linux a pidfd is readable once its process has ended (no polling, no
+    mistaking a new process for it); elsewhere psutil looks every ``POLL``
+    seconds (imported only then: ~10 ms a worker's start need not pay)."""
     try:
-        # is_running() also compares the start time: safe against pid reuse.
-        return parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except (AttributeError, OSError):  # not Linux, or older than 5.3
+        return _polling_waiter(pid)
+
+    def wait() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+
+    return wait
 
 
-def _end(parent_temp_dir: str | None) -> None:
+def _polling_waiter(pid: int) -> Callable[[], None] | None:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+    def alive() -> bool:
+        try:
+            # is_running() also compares the start time: safe against pid reuse.
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def wait() -> None:
+        while alive():
+            time.sleep(POLL)
+
+    return wait
+
+
+def _end(parent_temp_dir: str | None) -> NoReturn:
     for tempdir in (owned_temp_dir(), parent_temp_dir):
         if tempdir is not None:
             shutil.rmtree(tempdir, ignore_errors=True)
@@ -63,11 +99,11 @@ def _end(parent_temp_dir: str | None) -> None:
     os._exit(1)
 
 
-def _watch(parent: psutil.Process, parent_temp_dir: str | None) -> None:
-    while _alive(parent):
-        time.sleep(POLL)
-    me = psutil.Process()
-    for child in me.children(recursive=True):
+def _watch(wait: Callable[[], None], parent_temp_dir: str | None) -> None:
+    wait()
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             child.kill()
     _end(parent_temp_dir)
@@ -78,13 +114,12 @@ def hold_on_to(parent_pid: int, parent_temp_dir: str | None = None) -> None:
     stops), and end this process and its children once *parent_pid* is gone,
     removing *parent_temp_dir* (see ``temp_dir_to_clean``) then."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        parent = psutil.Process(parent_pid)
-    except psutil.NoSuchProcess:
+    wait = _waiter(parent_pid)
+    if wait is None:
         _end(parent_temp_dir)
     threading.Thread(
         target=_watch,
-        args=(parent, parent_temp_dir),
+        args=(wait, parent_temp_dir),
         name="preload-lifeline",
         daemon=True,
     ).start()

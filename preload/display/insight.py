@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 REFRESH = 1.0
 """Seconds between two samples."""
@@ -31,6 +32,8 @@ class Insight:
         self._next = 0.0
 
     def samples(self) -> dict[str, Sample]:
+        import psutil  # here: a worker that imports the displays need not
+
         now = time.monotonic()
         if now < self._next:
             return self._samples

@@ -54,8 +54,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
-
-import psutil
+from typing import TYPE_CHECKING
 
 from ..board import ENDED, QUEUED, Phases, Roster, StopFlags
 from ..channel import PipeChannel, PipeEnd
@@ -67,6 +66,9 @@ from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
 from ..worker import CANCELLED, Job, Outcome, outcome_of
 from .in_worker import init_worker, run_batch
+
+if TYPE_CHECKING:
+    import psutil
 
 TICK = 0.05
 """Seconds between two looks at running jobs, while a timeout is set."""
@@ -651,6 +653,8 @@ def terminate_trees(pids: list[int]) -> None:
     """Terminate each process, its children and, for a worker of ours (the
     leader of its own process group), its group; kill what is alive after a
     while."""
+    import psutil  # here: ~10 ms that a worker importing this module skips
+
     procs: list[psutil.Process] = []
     groups = []
     for pid in pids:
@@ -683,6 +687,8 @@ def _signal_groups(groups: list[int], signum: int) -> None:
 
 def tree_memory(pid: int) -> int:
     """Bytes of resident memory of process *pid* and its descendants."""
+    import psutil
+
     total = 0
     for member in [pid, *_descendants(pid)]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
@@ -697,6 +703,8 @@ def _descendants(pid: int) -> list[int]:
     # Linux lists each thread's children in /proc: microseconds, where
     # psutil's children() reads every process of the machine (~3 ms).
     if not _PROC_CHILDREN:
+        import psutil
+
         with contextlib.suppress(psutil.NoSuchProcess):
             return [p.pid for p in psutil.Process(pid).children(recursive=True)]
         return []
