@@ -32,7 +32,7 @@ from .worker import Outcome
 
 logger = logging.getLogger(__name__)
 
-_MESSAGES, _UPDATE, _OUTCOME, _LOST, _SYNC, _STOP = range(6)
+_MESSAGES, _UPDATE, _OUTCOMES, _LOST, _SYNC, _STOP = range(6)
 
 
 class Collector:
@@ -88,7 +88,12 @@ class Collector:
 
     def post_outcome(self, data_id: str, outcome: Outcome) -> None:
         """Take the outcome of the job of *data_id* (any thread)."""
-        self._inbox.put((_OUTCOME, data_id, outcome))
+        self._inbox.put((_OUTCOMES, [(data_id, outcome)]))
+
+    def post_outcomes(self, outcomes: list[tuple[str, Outcome]]) -> None:
+        """Take the outcomes of many jobs (data id, outcome) at once: those
+        of a batch, for one pass through the inbox (any thread)."""
+        self._inbox.put((_OUTCOMES, outcomes))
 
     def channel_lost(self) -> None:
         """The channel broke: apply outcomes without waiting for messages."""
@@ -131,8 +136,9 @@ class Collector:
                     self._apply_message(message)
             elif kind == _UPDATE:
                 self._apply(to_message(item[1]))
-            elif kind == _OUTCOME:
-                self._park_or_finish(item[1], item[2])
+            elif kind == _OUTCOMES:
+                for data_id, outcome in item[1]:
+                    self._park_or_finish(data_id, outcome)
             elif kind == _LOST:
                 self._channel_ok = False
                 for data_id, outcome in list(self._parked.items()):

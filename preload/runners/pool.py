@@ -109,7 +109,11 @@ class PoolRunner:
         max_memory: int | None = None,
         retry: Retry | None = None,
     ):
-        self._jobs = jobs
+        # The function, the same for every job, goes to each worker once (its
+        # initializer); the batches carry each job's index, data id and
+        # earlier failures.
+        self._function = jobs[0].function
+        self._jobs = [Job(job.index, job.data_id, None, job.earlier) for job in jobs]
         self._retry = retry
         self._retrying: set[int] = set()  # by a retry, on the next pool
         self._channel = channel
@@ -164,9 +168,13 @@ class PoolRunner:
         self._stops.raise_all()
         phases = self._phases.all()
         open_ids = set(self._table.open_ids())
-        for index, job in enumerate(self._jobs):
-            if phases[index] == QUEUED and job.data_id in open_ids:
-                self._collector.post_outcome(job.data_id, CANCELLED)
+        self._collector.post_outcomes(
+            [
+                (job.data_id, CANCELLED)
+                for index, job in enumerate(self._jobs)
+                if phases[index] == QUEUED and job.data_id in open_ids
+            ]
+        )
         self._events.put(("cancel",))
 
     def close(self, grace: float | None) -> None:
@@ -208,6 +216,7 @@ class PoolRunner:
             # Cancelled while queued; or the first job raised what is not an
             # Exception (run_batch then runs no other).
             outcomes, seconds = [outcome_of(future)], None
+        settled = []
         for index, outcome in zip(indexes, outcomes, strict=False):
             if ran and index in self._timed_out:
                 timeout = self._timeout_error(index, terminated=False)
@@ -222,7 +231,8 @@ class PoolRunner:
                     status=PreloadStatus.failed.value,
                     exception=self._with_earlier(timeout, earlier),
                 )
-            self._collector.post_outcome(self._jobs[index].data_id, outcome)
+            settled.append((self._jobs[index].data_id, outcome))
+        self._collector.post_outcomes(settled)
         # Jobs without an outcome: after one that raised what is not an
         # Exception, which ends its batch (run_batch). That job runs again
         # alone, unless it was the first (then its error is its outcome).
@@ -230,8 +240,9 @@ class PoolRunner:
         alone = left[:1] if ran else ()
         if future.cancelled():
             left = ()
-            for index in indexes[1:]:
-                self._collector.post_outcome(self._jobs[index].data_id, CANCELLED)
+            self._collector.post_outcomes(
+                [(self._jobs[index].data_id, CANCELLED) for index in indexes[1:]]
+            )
         self._events.put(("done", len(outcomes), seconds, left, alone))
 
     def _casualties(self) -> dict[int, tuple[int, int]]:
@@ -369,10 +380,6 @@ class PoolRunner:
         self._generation += 1
         self._roster = Roster(self._context, self._max_workers, self._phases)
         self._pool_end = self._channel.end_for_pool(self._max_workers)
-        # The function and its parameters, the same for every job, go to each
-        # worker once; the batches carry each job's index, data id and
-        # earlier failures.
-        function = self._jobs[0].function
         self._pool = ProcessPoolExecutor(
             self._max_workers,
             mp_context=self._context,
@@ -383,7 +390,7 @@ class PoolRunner:
                 self._stops,
                 os.getpid(),
                 self._temp_dir,
-                function,
+                self._function,
             ),
         )
         # The pool's own map of its workers (pid -> process); shutdown()
@@ -409,8 +416,7 @@ class PoolRunner:
             indexes = tuple(batch)
             try:
                 future = self._pool.submit(
-                    run_batch,
-                    tuple(self._jobs[i]._replace(function=None) for i in indexes),
+                    run_batch, tuple(self._jobs[i] for i in indexes)
                 )
             except BrokenProcessPool:
                 # Broken since the last look: the batch waits for a fresh pool
