@@ -57,32 +57,42 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else
     spawn. A forkserver not yet running will import *modules* up front."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        ours = ["preload.runners.in_worker"]
-        if _main_imports_us():
-            ours.append("preload.executor_handle")
-        _preload_in_forkserver([*ours, *modules])
+        # cloudpickle: a job function sent by value (defined in a notebook
+        # or a script) needs it to unpickle, in every worker (~15 ms each).
+        ours = ["preload.runners.in_worker", "cloudpickle"]
+        _preload_in_forkserver([*ours, *_main_modules(), *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
 
 
-def _main_imports_us() -> bool:
-    """True if ``__main__`` is a script that holds something of this package
-    at its top level. Each worker runs a script's top level again (the
-    forkserver never preloads ``__main__`` before Python 3.14), which then
-    imports the handle's side of the package: better once, in the
-    forkserver, than in every worker (a later handle's first job: 44 ->
-    20 ms). A script that imports us only inside functions spares its
-    workers that import, and the forkserver need not make it (~40 ms)."""
+def _main_modules() -> list[str]:
+    """The modules of what ``__main__`` holds at its top level, where each
+    worker runs that top level again (a script, or a module run with -m) and
+    so imports them: better once, in the forkserver (this package's handle
+    side: ~20 ms a worker; xarray: ~0.5 s). CPython's forkserver preloads
+    ``__main__`` itself only since the fix of gh-126631 (3.13.8, 3.14)."""
     main = sys.modules["__main__"]
-    if getattr(main, "__file__", None) is None:
-        return False
-    for value in list(vars(main).values()):
-        name = getattr(value, "__module__", None)
-        if isinstance(value, types.ModuleType):
-            name = value.__name__
-        if isinstance(name, str) and name.split(".")[0] == "preload":
-            return True
-    return False
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:  # run with -m: a package's __main__ is not run again
+        if spec.name.endswith("__main__"):
+            return []
+    elif getattr(main, "__file__", None) is None:  # interactive, a notebook
+        return []
+    names = set()
+    for key, value in list(vars(main).items()):
+        if key.startswith("__"):  # __builtins__, __loader__, __spec__
+            continue
+        try:
+            if isinstance(value, types.ModuleType):
+                name = value.__name__
+            else:
+                name = getattr(value, "__module__", None)
+        except Exception:  # an object that will not say
+            continue
+        if isinstance(name, str) and name in sys.modules:
+            names.add(name)
+    names.difference_update(("__main__", "__mp_main__"))
+    return sorted(names)
 
 
 def _preload_in_forkserver(modules: Sequence[str]) -> None:

@@ -76,11 +76,11 @@ if __name__ == "__main__":
 """
 
 
-def test_the_forkserver_imports_the_handle_side_for_a_script_that_does(tmp_path):
+def test_the_forkserver_imports_what_a_script_imports_at_its_top(tmp_path):
     # Its workers run the script's top level again: what it imports there,
     # the forkserver imports once for them all; nothing more.
     found = []
-    for top in ("from preload import ExecutorPreloadHandle", ""):
+    for top in ("from preload import ExecutorPreloadHandle\nimport fractions", ""):
         script = tmp_path / "script.py"
         script.write_text(PRELOADED.format(top=top))
         found.append(
@@ -94,5 +94,7 @@ def test_the_forkserver_imports_the_handle_side_for_a_script_that_does(tmp_path)
         )
     assert "'preload.runners.in_worker'" in found[0]
     assert "'preload.executor_handle'" in found[0]
+    assert "'fractions'" in found[0]
     assert "'preload.runners.in_worker'" in found[1]
     assert "'preload.executor_handle'" not in found[1]
+    assert "'fractions'" not in found[1]
