@@ -70,6 +70,11 @@ class Roster:
         self._cells[base + 1] = IDLE
 
     @property
+    def claimed(self) -> int:
+        """How many workers took a slot: got through their start."""
+        return self._next.value
+
+    @property
     def slot(self) -> int:
         """This worker's slot (0 to workers - 1), once claimed."""
         return self._slot

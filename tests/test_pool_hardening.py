@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -198,3 +200,37 @@ def test_a_crash_ends_the_children_of_the_jobs_its_pool_lost(tmp_path):
         assert handle.wait(30)
     assert handle.get_state("busy").status is S.completed
     assert handle.get_state("crash").status is S.failed
+
+
+NO_MAIN_GUARD = """
+from preload import ExecutorPreloadHandle, PreloadStatus
+
+def job(handle, data_id):
+    pass
+
+handle = ExecutorPreloadHandle(
+    [f"id{i}" for i in range(200)], job, silent=True, max_workers=2
+)
+states = handle.states
+assert all(s.status is PreloadStatus.failed for s in states), states
+print(states[0].exception)
+"""
+
+
+def test_a_script_without_the_main_guard_fails_its_jobs_at_once(tmp_path):
+    # Each worker runs the script's top level again, which starts a preload:
+    # multiprocessing refuses, the worker dies as it starts. Two pools that
+    # die so end the run, instead of a fresh pool (and a traceback) per job.
+    script = tmp_path / "noguard.py"
+    script.write_text(NO_MAIN_GUARD)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "died as they started" in result.stdout
+    assert 'if __name__ == "__main__":' in result.stdout
+    assert result.stderr.count("An attempt has been made") <= 4

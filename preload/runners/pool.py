@@ -83,6 +83,11 @@ it ran when the pool broke for no cause we could find), before it fails."""
 MAX_LOST = 20
 """Pools that may break under a job that is not suspected, before it fails."""
 
+MAX_FAILED_STARTS = 2
+"""Pools in a row whose workers all die as they start (a script without the
+``if __name__ == "__main__":`` guard, a top level that fails in a worker),
+before the jobs not run fail."""
+
 TERMINATE_WAIT = 1.0
 """Seconds a terminated process gets before it is killed."""
 
@@ -143,6 +148,7 @@ class PoolRunner:
         self._peaks: dict[int, int] = {}  # job index -> most memory seen
         self._over: set[int] = set()  # terminated past max_memory
         self._dead: dict[int, dict[int, tuple[int, int]]] = {}  # per pool
+        self._failed_starts = 0  # pools in a row whose workers all died starting
         self._cancelling = False
         self._stop_by: float | None = None  # when the cancel's grace ends
         self._stopped = False  # what ran at the end of the grace was terminated
@@ -542,6 +548,8 @@ class PoolRunner:
                     if isinstance(error, BrokenProcessPool):
                         lost.update(dict.fromkeys(indexes, error))
                         del self._batches[future]
+        if self._workers_never_started(lost):
+            return
         # No worker died while running a job: a job that ended in its worker,
         # but whose result never arrived, broke the pool.
         phases = self._phases.all()
@@ -579,6 +587,38 @@ class PoolRunner:
         self._retrying.clear()
         if self._pending and not self._cancelling:
             self._new_pool()
+
+    def _workers_never_started(self, lost: dict[int, BrokenProcessPool]) -> bool:
+        """True if no worker of the broken pool got through its start, for
+        the MAX_FAILED_STARTS-th pool in a row: each job not run then fails
+        (a fresh pool would die the same way)."""
+        if self._roster.claimed or self._cancelling:
+            self._failed_starts = 0
+            return False
+        self._failed_starts += 1
+        if self._failed_starts < MAX_FAILED_STARTS:
+            return False
+        exits = ", ".join(
+            describe_exit(pid, process.exitcode)
+            for pid, process in self._workers.items()
+            if process.exitcode
+        )
+        text = (
+            f"the worker processes died as they started ({exits or 'no exit code'})"
+            f" in {MAX_FAILED_STARTS} pools in a row; their error is on stderr. A"
+            ' script must start a preload under `if __name__ == "__main__":`:'
+            " each worker runs the script's top level again."
+        )
+        unrun = [*lost, *self._pending]
+        self._pending.clear()
+        failed = PreloadStatus.failed.value
+        self._collector.post_outcomes(
+            [
+                (self._jobs[i].data_id, Outcome(failed, WorkerDiedError(text)))
+                for i in unrun
+            ]
+        )
+        return True
 
     def _settle(
         self,
