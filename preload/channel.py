@@ -144,6 +144,19 @@ _outbox_lock = threading.Lock()
 _last_outbox: tuple[str, CoalescingOutbox] | None = None
 
 
+def _outbox_for(token: str, send: Send) -> CoalescingOutbox:
+    """This worker process's outbox for the channel *token*, made on first use
+    (each job asks: no lock once it is made)."""
+    global _last_outbox
+    last = _last_outbox
+    if last is not None and last[0] == token:
+        return last[1]
+    with _outbox_lock:
+        if _last_outbox is None or _last_outbox[0] != token:
+            _last_outbox = (token, CoalescingOutbox(send))
+        return _last_outbox[1]
+
+
 class ManagerEnd(ChannelEnd):
     remote = True
 
@@ -179,11 +192,7 @@ class ManagerEnd(ChannelEnd):
         self._next_poll = 0.0
 
     def outbox(self) -> CoalescingOutbox:
-        global _last_outbox
-        with _outbox_lock:
-            if _last_outbox is None or _last_outbox[0] != self.token:
-                _last_outbox = (self.token, CoalescingOutbox(self._queue.put))
-            return _last_outbox[1]
+        return _outbox_for(self.token, self._queue.put)
 
     def cancel_requested(self) -> bool:
         # A Manager Event read is a round trip (40-60 us): trust the last
@@ -303,11 +312,7 @@ class PipeEnd(ChannelEnd):
         }
 
     def outbox(self) -> CoalescingOutbox:
-        global _last_outbox
-        with _outbox_lock:
-            if _last_outbox is None or _last_outbox[0] != self.token:
-                _last_outbox = (self.token, CoalescingOutbox(self._send))
-            return _last_outbox[1]
+        return _outbox_for(self.token, self._send)
 
     def _send(self, batch: list) -> None:
         # Only the outbox's sender thread writes: one frame at a time.

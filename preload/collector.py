@@ -183,6 +183,8 @@ class Collector:
             return
         if self._display is not None and self._display.follows_statuses:
             self._show(self._display.status_changed, self._table.get(data_id))
+        if not status.is_final:  # only a final status can end the run
+            return
         if self._on_done is not None and self._table.all_final:
             # Before settle() wakes the waiters: they then find the release
             # under way.

@@ -16,9 +16,10 @@ Workloads, 2 workers everywhere:
 
 Trials are interleaved (every library once per trial, in a rotating order);
 each figure is the median of the trials, with its ratio to the raw
-``ProcessPoolExecutor`` on forkserver of the same run. Before each trial the
-script waits (at most --max-wait seconds) for the 1-minute load average to
-drop below --quiet-load; the load seen is printed beside the numbers.
+``ProcessPoolExecutor`` on forkserver: the median of the trials' ratios.
+Before each trial the script waits (at most --max-wait seconds) for the
+1-minute load average to drop below --quiet-load; the load seen is printed
+beside the numbers.
 """
 
 from __future__ import annotations
@@ -346,14 +347,18 @@ def calibrate() -> int:
 
 
 def table(title: str, results: dict[str, list[float]], unit: str, base: str) -> None:
+    """Medians, and each library's ratio to *base*: the median of the ratios
+    trial by trial (the two ran moments apart; the machine's speed drifts
+    more than that between trials)."""
     print(f"\n{title}")
-    base_median = statistics.median(results[base])
     for name, values in results.items():
         median = statistics.median(values)
+        pairs = zip(values, results[base], strict=True)
+        ratio = statistics.median(v / b for v, b in pairs)
         scale = 1e3 if unit == "ms" else 1
         print(
             f"  {name:32s} {median * scale:9.3f} {unit}"
-            f"   {median / base_median:5.2f}x   (min {min(values) * scale:.3f})"
+            f"   {ratio:5.2f}x   (min {min(values) * scale:.3f})"
         )
 
 
