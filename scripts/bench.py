@@ -8,11 +8,14 @@ Prints one line per measure: the numbers, the ratio and the goal.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import psutil
 
 from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
 from preload.engine import default_mp_context
@@ -158,6 +161,30 @@ def in_fresh_interpreter(*args: str) -> float:
     return float(out)
 
 
+def many_ids(count: int) -> str:
+    """In this (fresh) interpreter: seconds for *count* ids that return at
+    once, and the parent's peak resident memory above what it held before."""
+    ids = [f"id-{i}" for i in range(count)]
+    before = psutil.Process().memory_info().rss
+    seconds = timed(lambda: run_engine(ids, noop_job))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return f"{seconds} {peak - before}"
+
+
+def bench_many_ids(count: int) -> None:
+    out = subprocess.run(
+        [sys.executable, __file__, "--many", str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    seconds, grown = (float(x) for x in out.split())
+    print(
+        f"{count:,} ids that return at once: {seconds:.2f} s (goal <= 3 s), the"
+        f" parent's peak memory +{grown / 1e6:.0f} MB (goal < 200 MB)"
+    )
+
+
 def bench_second_handle(repeat: int) -> None:
     """In this interpreter, after a first run: constructor to first job started."""
     ExecutorPreloadHandle(["a"], first_start_job, silent=True)
@@ -273,7 +300,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller, fewer runs")
     parser.add_argument("--cold-start", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tiny-cold", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--many", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.many:
+        print(many_ids(args.many))
+        return
     if args.cold_start:
         print(cold_start())
         return
@@ -284,6 +315,7 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, start method {default_mp_context()._name}")
     bench_cpu(3_000_000 if args.quick else 15_000_000, repeat)
     bench_tiny(2000, repeat)
+    bench_many_ids(10_000 if args.quick else 100_000)
     bench_notify(200_000)
     bench_cancel_latency(5 if args.quick else 20)
     bench_cancel_queued(5 if args.quick else 20)

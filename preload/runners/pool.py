@@ -217,7 +217,8 @@ class PoolRunner:
             del self._batches[future]
         ran = not future.cancelled() and error is None
         if ran:
-            outcomes, seconds = future.result()
+            plain, seconds = future.result()
+            outcomes = [Outcome._make(outcome) for outcome in plain]
         else:
             # Cancelled while queued; or the first job raised what is not an
             # Exception (run_batch then runs no other).
@@ -421,8 +422,9 @@ class PoolRunner:
                     batch.append(self._pending.popleft())
             indexes = tuple(batch)
             try:
+                batch = [self._jobs[i] for i in indexes]
                 future = self._pool.submit(
-                    run_batch, tuple(self._jobs[i] for i in indexes)
+                    run_batch, tuple((j.index, j.data_id, j.earlier) for j in batch)
                 )
             except BrokenProcessPool:
                 # Broken since the last look: the batch waits for a fresh pool
