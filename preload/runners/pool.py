@@ -118,7 +118,7 @@ class PoolRunner:
         # initializer); the batches carry each job's index, data id and
         # earlier failures.
         self._function = jobs[0].function
-        self._jobs = [Job(job.index, job.data_id, None, job.earlier) for job in jobs]
+        self._jobs = jobs
         self._retry = retry
         self._retrying: set[int] = set()  # by a retry, on the next pool
         self._channel = channel
