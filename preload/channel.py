@@ -260,6 +260,13 @@ class ManagerChannel(Channel):
             except (EOFError, OSError) as exc:
                 lost(self.end.lost(exc))
                 return
+            except Exception as exc:  # not to end this thread unnoticed
+                error = ChannelLostError(
+                    f"a message batch could not be read from the Manager: {exc!r}"
+                )
+                error.__cause__ = exc
+                lost(error)
+                return
             if batch is None:
                 return
             deliver(batch)

@@ -109,9 +109,15 @@ Message = tuple
 
 
 def to_message(state: PreloadState) -> Message:
-    """The wire form of *state*."""
+    """The wire form of *state*: plain values, which any process can unpickle
+    (a str subclass becomes a str)."""
     status = state.status.value if state.status is not None else None
-    return (state.data_id, status, state.progress, state.message, state.exception)
+    data_id, message = state.data_id, state.message
+    if type(data_id) is not str:
+        data_id = str.__str__(data_id)
+    if message is not None and type(message) is not str:
+        message = str.__str__(message)
+    return (data_id, status, state.progress, message, state.exception)
 
 
 STATUS_BY_VALUE = {status.value: status for status in PreloadStatus}

@@ -365,3 +365,19 @@ def changes_its_worker(handle, data_id):
         signal.getsignal(signal.SIGTERM),
     )
     handle.notify(PreloadState(data_id, message=repr(found)))
+
+
+class Unreadable:
+    """Unpickles in every process but the one of *pid*, where it raises."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __reduce__(self):
+        return _unreadable, (self.pid,)
+
+
+def _unreadable(pid):
+    if os.getpid() == pid:
+        raise ValueError("cannot be read in this process")
+    return Unreadable(pid)

@@ -8,7 +8,24 @@ import queue
 import subprocess
 import sys
 
-from preload.channel import PipeChannel
+from preload.channel import ManagerChannel, PipeChannel
+from preload.errors import ChannelLostError
+
+import jobs
+
+
+def test_a_batch_that_cannot_be_read_from_the_manager_ends_the_channel():
+    # The receiver reports it (the engine then fails the open jobs, saying
+    # why) instead of ending its thread unnoticed, with every job waiting.
+    channel = ManagerChannel(frozenset("a"), "t", multiprocessing.get_context("spawn"))
+    lost: queue.SimpleQueue = queue.SimpleQueue()
+    channel.start(lambda batch: None, lost.put)
+    channel.end._queue.put(jobs.Unreadable(os.getpid()))
+    error = lost.get(timeout=10)
+    channel.close()
+    assert isinstance(error, ChannelLostError)
+    assert "could not be read" in str(error)
+    assert "cannot be read in this process" in str(error)
 
 
 def test_a_cut_frame_spoils_only_its_own_pipe():

@@ -6,7 +6,7 @@ import pytest
 
 from preload import PreloadState, PreloadStatus
 from preload.display import format_table
-from preload.state import check_update
+from preload.state import check_update, to_message
 
 
 def test_status_members_text_and_order():
@@ -113,3 +113,14 @@ def test_check_update_refuses_fields_of_the_wrong_type(fields, match):
     state = PreloadState("a", **fields)
     with pytest.raises(TypeError, match=match):
         check_update(state, {"a"})
+
+
+def test_a_message_on_the_wire_holds_plain_strs():
+    # A str subclass (an enum's member, a class of the job's module) need
+    # not unpickle where the message goes.
+    class Label(str):
+        pass
+
+    message = to_message(PreloadState(Label("a"), message=Label("downloading")))
+    assert message == ("a", None, None, "downloading", None)
+    assert type(message[0]) is str and type(message[3]) is str
