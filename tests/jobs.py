@@ -248,17 +248,20 @@ def notify_a_lock(handle, data_id):
     handle.notify(PreloadState(data_id, message=threading.Lock()))
 
 
-class LockedStr(str):
-    """A str that cannot be sent to another process (it holds a lock)."""
-
-    def __init__(self, text):
-        self.lock = threading.Lock()
-
-
 def notify_unsendable(handle, data_id):
-    """Reports a message that passes the checks but cannot be pickled."""
+    """Reports a message that passes the checks, but its send fails (as on a
+    channel that broke)."""
     handle.notify(PreloadState(data_id, message="before"))
-    handle.notify(PreloadState(data_id, message=LockedStr("locked")))
+    outbox = handle._outbox
+    send = outbox._send
+
+    def refuse(batch):
+        if any(message[3] == "refused" for message in batch):
+            raise OSError("the channel refused it")
+        send(batch)
+
+    outbox._send = refuse
+    handle.notify(PreloadState(data_id, message="refused"))
     # Work on, so that the sender thread sends it (ticks of 5 ms) before the
     # job ends (else it travels with the outcome).
     time.sleep(0.2)
