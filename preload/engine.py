@@ -38,7 +38,7 @@ from typing import Any
 from .channel import Channel, ManagerChannel, PipeChannel, ThreadChannel
 from .collector import Collector
 from .display import Display
-from .retry import Retry
+from .limits import Limits
 from .runners import is_dask_client
 from .runners.executor import ExecutorRunner
 from .runners.pool import PoolRunner
@@ -225,16 +225,13 @@ class Engine:
         token: str,
         max_workers: int | None,
         mp_context: BaseContext | str | None,
-        timeout: float | None,
-        cancel_grace: float | None,
+        limits: Limits,
         function_module: str | None = None,
         owns_executor: bool = False,
-        max_memory: int | None = None,
-        retry: Retry | None = None,
     ) -> None:
         """Start the channel and the runner: the jobs begin."""
         data_ids, executor = self._data_ids, self._executor
-        self._cancel_grace = cancel_grace
+        self._cancel_grace = limits.grace
         if not data_ids:
             self._release(0)
             return
@@ -248,9 +245,13 @@ class Engine:
                 self.channel = DaskChannel(executor, ids, token)
                 self.channel.start(self.collector.deliver, self._channel_lost)
                 self._runner = DaskRunner(
-                    executor, jobs, self.channel, self.collector,
-                    timeout, cancel_grace, max_memory, function_module, retry,
-                )  # fmt: skip
+                    executor,
+                    jobs,
+                    self.channel,
+                    self.collector,
+                    limits,
+                    function_module,
+                )
                 return
             if uses_threads(executor):
                 self.channel = ThreadChannel(ids, token)
@@ -273,10 +274,7 @@ class Engine:
                     max_workers or min(len(jobs), usable_cpus()),
                     self.collector,
                     self.table,
-                    timeout,
-                    cancel_grace,
-                    max_memory,
-                    retry,
+                    limits,
                 )
             else:
                 self._runner = ExecutorRunner(

@@ -16,6 +16,7 @@ from .display.kernel import interrupted, wait_processing_ui
 from .display.notebook import NotebookDisplay
 from .engine import Engine, importable_module, uses_threads
 from .handle import PreloadHandle
+from .limits import Limits
 from .retry import check_retry
 from .runners import is_dask_client
 from .state import PreloadState, check_update
@@ -232,12 +233,9 @@ class ExecutorPreloadHandle(PreloadHandle):
             run.token,
             max_workers,
             mp_context,
-            job_timeout,
-            cancel_grace,
+            Limits(job_timeout, cancel_grace, memory_limit, retry),
             importable_module(function.function),
             owns_executor,
-            memory_limit,
-            retry,
         )
         if blocking and not silent and isinstance(engine.display, NotebookDisplay):
             engine.display.show()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import pickle
 import re
@@ -22,6 +23,11 @@ from conftest import wait_until
 
 S = PreloadStatus
 IDS = ("tt-data/tinky-winky.nc", "tt-data/dipsy.zarr", "tt-data/laa-laa.tiff")
+
+
+# A caller's process pool as it should be made: fork in a process with
+# threads may deadlock (Python 3.12+ warns).
+FORKSERVER = multiprocessing.get_context("forkserver")
 
 
 def statuses(handle):
@@ -215,7 +221,7 @@ def test_subclass_on_threads_uses_the_handle_itself():
 
 
 def test_caller_process_pool_is_used_and_not_shut_down():
-    with ProcessPoolExecutor(2) as executor:
+    with ProcessPoolExecutor(2, mp_context=FORKSERVER) as executor:
         handle = run(IDS, jobs.ticks, executor=executor)
         assert statuses(handle) == [S.completed] * 3
         assert executor.submit(sum, [1, 2]).result() == 3

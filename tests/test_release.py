@@ -7,6 +7,7 @@ import threading
 from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
 from preload.display.base import Display
 from preload.engine import Engine
+from preload.limits import Limits
 from preload.validation import pickle_job_function
 from preload.worker import JobFunction
 
@@ -38,7 +39,7 @@ def start(ids, function, displays: list, **params) -> Engine:
 
     engine = Engine(ids, None, make_display)
     payload = pickle_job_function(JobFunction(function, params, bound=False))
-    engine.start(payload, "token", 2, None, None, 3.0)
+    engine.start(payload, "token", 2, None, Limits(grace=3.0))
     return engine
 
 

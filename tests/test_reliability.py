@@ -6,6 +6,7 @@ no process or thread is left behind.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -25,6 +26,11 @@ import jobs
 from conftest import gone, wait_until
 
 S = PreloadStatus
+
+
+# A caller's process pool as it should be made: fork in a process with
+# threads may deadlock (Python 3.12+ warns).
+FORKSERVER = multiprocessing.get_context("forkserver")
 
 
 def run(data_ids, function, **kwargs):
@@ -123,7 +129,7 @@ def test_a_return_value_is_not_sent_back():
 def test_a_dead_manager_fails_the_jobs_without_hanging(tmp_path):
     # A Manager carries the messages of jobs on a caller's process pool (our
     # own pools use pipes and shared memory).
-    with ProcessPoolExecutor(2) as pool:
+    with ProcessPoolExecutor(2, mp_context=FORKSERVER) as pool:
         handle = run(
             ("a", "b"), jobs.gate, blocking=False, executor=pool, path=str(tmp_path)
         )

@@ -39,8 +39,8 @@ from ..channel import Channel, Lost
 from ..collector import Collector
 from ..display.insight import Sample
 from ..errors import ResultLostError, WorkerDiedError, describe
+from ..limits import Limits
 from ..outbox import Send
-from ..retry import Retry
 from ..state import PreloadStatus
 from ..worker import CANCELLED, Job, Outcome
 from . import dask_worker
@@ -50,7 +50,6 @@ from .dask_worker import (
     EV_INSIGHT,
     EV_MESSAGES,
     EV_RUN_CANCEL,
-    Limits,
     run_dask_job,
     topic,
 )
@@ -159,11 +158,8 @@ class DaskRunner:
         jobs: list[Job],
         channel: DaskChannel,
         collector: Collector,
-        timeout: float | None,
-        cancel_grace: float | None,
-        max_memory: int | None,
+        limits: Limits,
         function_module: str | None = None,
-        retry: Retry | None = None,
     ):
         self._client = client
         self._jobs = jobs
@@ -174,7 +170,7 @@ class DaskRunner:
         self._task_args = {
             "end": channel.end,
             "function": self._function,
-            "limits": Limits(timeout, cancel_grace, max_memory, retry),
+            "limits": limits,
             # Imported once per worker, by the helper that forks job processes.
             "modules": (function_module,) if function_module else (),
         }

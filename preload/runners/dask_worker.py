@@ -34,12 +34,12 @@ import socket
 import sys
 import threading
 import time
-from typing import NamedTuple
 
 import psutil
 from distributed import get_worker
 
 from ..errors import WorkerDiedError, describe, describe_exit
+from ..limits import Limits
 from ..retry import Retry, keep_earlier
 from ..state import PreloadStatus
 from ..worker import CANCELLED, Job, Outcome
@@ -72,17 +72,6 @@ EV_MESSAGES = "m"  # ["m", pickled batch of messages]
 EV_BEGIN = "b"  # ["b", job index, host, pid of the job's process]
 EV_INSIGHT = "i"  # ["i", job index, CPU percent, resident bytes]
 EV_RUN_CANCEL = "c"  # ["c"]: a job cancelled the whole run
-
-
-class Limits(NamedTuple):
-    """What a task enforces on its job (seconds, bytes; None: no limit)."""
-
-    timeout: float | None
-    grace: float | None
-    max_memory: int | None
-    retry: Retry | None = None
-    """Runs again a job whose process died or that was stopped past its
-    timeout, where ``retry_on`` names ``WorkerDiedError`` or ``TimeoutError``."""
 
 
 def topic(token: str) -> str:

@@ -61,7 +61,8 @@ from ..channel import PipeChannel, PipeEnd
 from ..collector import Collector
 from ..errors import ResultLostError, WorkerDiedError, describe, describe_exit
 from ..lifeline import temp_dir_to_clean
-from ..retry import Retry, keep_earlier
+from ..limits import Limits
+from ..retry import keep_earlier
 from ..state import PreloadState, PreloadStatus
 from ..states import StateTable
 from ..worker import CANCELLED, Job, Outcome, outcome_of
@@ -109,17 +110,14 @@ class PoolRunner:
         max_workers: int,
         collector: Collector,
         table: StateTable,
-        timeout: float | None,
-        cancel_grace: float | None,
-        max_memory: int | None = None,
-        retry: Retry | None = None,
+        limits: Limits,
     ):
         # The function, the same for every job, goes to each worker once (its
         # initializer); the batches carry each job's index, data id and
         # earlier failures.
         self._function = jobs[0].function
         self._jobs = jobs
-        self._retry = retry
+        self._timeout, self._grace, self._max_memory, self._retry = limits
         self._retrying: set[int] = set()  # by a retry, on the next pool
         self._channel = channel
         self._end: PipeEnd = channel.end
@@ -128,9 +126,6 @@ class PoolRunner:
         self._max_workers = max_workers
         self._collector = collector
         self._table = table
-        self._timeout = timeout
-        self._grace = cancel_grace
-        self._max_memory = max_memory
         self._stops = StopFlags(context, len(jobs))
         self._phases = Phases(context, len(jobs))
         self._events: queue.SimpleQueue = queue.SimpleQueue()
