@@ -138,8 +138,8 @@ def bench_tiny(count: int, repeat: int) -> None:
         raw.append(timed(lambda: run_raw(ids, noop_task, "x")))
     engine_cold, raw_cold = [], []
     for _ in range(repeat):
-        engine_cold.append(in_fresh_interpreter("--tiny-cold", "engine", str(count)))
-        raw_cold.append(in_fresh_interpreter("--tiny-cold", "raw", str(count)))
+        engine_cold += in_fresh_interpreter("--tiny-cold", "engine", str(count))
+        raw_cold += in_fresh_interpreter("--tiny-cold", "raw", str(count))
     for when, e, r in (("warm", engine, raw), ("cold", engine_cold, raw_cold)):
         e, r = statistics.median(e), statistics.median(r)
         print(
@@ -155,11 +155,12 @@ def tiny_cold(which: str, count: int) -> float:
     return timed(lambda: run_raw(ids, noop_task, "x"))
 
 
-def in_fresh_interpreter(*args: str) -> float:
+def in_fresh_interpreter(*args: str) -> list[float]:
+    """The numbers this script prints, run with *args* in a fresh interpreter."""
     out = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=True
     ).stdout
-    return float(out)
+    return [float(x) for x in out.split()]
 
 
 def many_ids(count: int) -> str:
@@ -173,13 +174,7 @@ def many_ids(count: int) -> str:
 
 
 def bench_many_ids(count: int) -> None:
-    out = subprocess.run(
-        [sys.executable, __file__, "--many", str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    seconds, grown = (float(x) for x in out.split())
+    seconds, grown = in_fresh_interpreter("--many", str(count))
     print(
         f"{count:,} ids that return at once: {seconds:.2f} s (goal <= 3 s), the"
         f" parent's peak memory +{grown / 1e6:.0f} MB (goal < 200 MB)"
@@ -295,7 +290,7 @@ def bench_cold_start(repeat: int) -> None:
     times: dict[str, list[float]] = {"engine": [], "raw": []}
     for _ in range(repeat):
         for which, found in times.items():
-            found.append(in_fresh_interpreter("--cold-start", which))
+            found += in_fresh_interpreter("--cold-start", which)
     engine, raw = (statistics.median(found) for found in times.values())
     print(
         f"cold start, constructor to first job started: median {engine * 1e3:.0f}"

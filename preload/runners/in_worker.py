@@ -12,7 +12,7 @@ import signal
 import time
 
 # The handler as set, where signal.getsignal() makes it an enum member at
-# ~1.5 us a call (CPython's C module behind ``signal``).
+# ~3 us a call (CPython's C module behind ``signal``).
 from _signal import getsignal
 
 from ..board import Roster, StopFlags

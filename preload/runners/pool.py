@@ -416,11 +416,11 @@ class PoolRunner:
                         break
                     batch.append(self._pending.popleft())
             indexes = tuple(batch)
+            wire = tuple(
+                (i, self._jobs[i].data_id, self._jobs[i].earlier) for i in indexes
+            )
             try:
-                batch = [self._jobs[i] for i in indexes]
-                future = self._pool.submit(
-                    run_batch, tuple((j.index, j.data_id, j.earlier) for j in batch)
-                )
+                future = self._pool.submit(run_batch, wire)
             except BrokenProcessPool:
                 # Broken since the last look: the batch waits for a fresh pool
                 # (the "broken" event may be on its way; a second is ignored).
@@ -545,7 +545,7 @@ class PoolRunner:
                     if isinstance(error, BrokenProcessPool):
                         lost.update(dict.fromkeys(indexes, error))
                         del self._batches[future]
-        if self._workers_never_started(lost):
+        if self._ended_as_workers_never_start(lost):
             return
         # No worker died while running a job: a job that ended in its worker,
         # but whose result never arrived, broke the pool.
@@ -585,10 +585,10 @@ class PoolRunner:
         if self._pending and not self._cancelling:
             self._new_pool()
 
-    def _workers_never_started(self, lost: dict[int, BrokenProcessPool]) -> bool:
-        """True if no worker of the broken pool got through its start, for
-        the MAX_FAILED_STARTS-th pool in a row: each job not run then fails
-        (a fresh pool would die the same way)."""
+    def _ended_as_workers_never_start(self, lost: dict[int, BrokenProcessPool]) -> bool:
+        """If no worker of the broken pool got through its start, for the
+        MAX_FAILED_STARTS-th pool in a row, fail each job not run (a fresh pool
+        would die the same way) and return True."""
         if self._roster.claimed or self._cancelling:
             self._failed_starts = 0
             return False
