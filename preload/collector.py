@@ -183,9 +183,10 @@ class Collector:
             return
         if self._display is not None and self._display.follows_statuses:
             self._show(self._display.status_changed, self._table.get(data_id))
-        if not status.is_final:  # only a final status can end the run
+        # Only a final status can end the run.
+        if not status.is_final or not self._table.all_final:
             return
-        if self._on_done is not None and self._table.all_final:
+        if self._on_done is not None:
             # Before settle() wakes the waiters: they then find the release
             # under way.
             on_done, self._on_done = self._on_done, None
