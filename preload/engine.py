@@ -61,13 +61,15 @@ def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
         # or a script) needs it to unpickle, in every worker (~15 ms each).
         # The multiprocessing modules: what a worker needs to unpickle its
         # start (shared arrays, with ctypes; the pool's locks; the file
-        # descriptors the forkserver passes): ~4 ms of CPU a worker.
+        # descriptors the forkserver passes): ~4 ms of CPU a worker; pkgutil:
+        # runpy imports it to run a script's top level again in a worker.
         ours = [
             "preload.runners.in_worker",
             "cloudpickle",
             "multiprocessing.sharedctypes",
             "multiprocessing.synchronize",
             "multiprocessing.popen_forkserver",
+            "pkgutil",
         ]
         _preload_in_forkserver([*ours, *_main_modules(), *modules])
         return multiprocessing.get_context("forkserver")

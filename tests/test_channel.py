@@ -8,6 +8,8 @@ import queue
 import subprocess
 import sys
 
+import pytest
+
 from preload.channel import ManagerChannel, PipeChannel
 from preload.errors import ChannelLostError
 
@@ -80,6 +82,8 @@ def test_a_worker_imports_the_worker_side_only():
 PRELOADED = """
 {top}
 import sys
+
+import pytest
 from multiprocessing import forkserver
 
 def main():
@@ -115,3 +119,56 @@ def test_the_forkserver_imports_what_a_script_imports_at_its_top(tmp_path):
     assert "'preload.runners.in_worker'" in found[1]
     assert "'preload.executor_handle'" not in found[1]
     assert "'fractions'" not in found[1]
+
+
+IMPORT_WATCH = """
+import os, sys
+
+_forkserver = os.getpid()
+
+
+def _record(event, args):
+    if event == "import" and os.getpid() != _forkserver:
+        with open(os.environ["IMPORT_LOG"], "a") as log:
+            log.write(args[0] + "\\n")
+
+
+sys.addaudithook(_record)
+"""
+
+WATCHED = """
+from multiprocessing import forkserver
+from preload import ExecutorPreloadHandle
+
+def job(handle, data_id):
+    import colorsys  # the job's own import: the watch sees it
+
+if __name__ == "__main__":
+    forkserver.set_forkserver_preload(["import_watch"])
+    ExecutorPreloadHandle(["a", "b", "c"], job, silent=True, max_workers=2)
+"""
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(),
+    reason="workers start from a forkserver only where there is one",
+)
+def test_a_worker_imports_nothing_the_forkserver_could_have(tmp_path):
+    # What a worker imports after the fork (to unpickle its start, to run
+    # the script's top level again) it imports alone, each time: the
+    # forkserver imports it once for all. An audit hook, preloaded in the
+    # forkserver, records what each worker imports.
+    (tmp_path / "import_watch.py").write_text(IMPORT_WATCH)
+    (tmp_path / "script.py").write_text(WATCHED)
+    log = tmp_path / "imports.txt"
+    subprocess.run(
+        [sys.executable, str(tmp_path / "script.py")],
+        check=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "IMPORT_LOG": str(log),
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+        },
+    )
+    assert set(log.read_text().split()) == {"colorsys"}
