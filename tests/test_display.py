@@ -311,6 +311,15 @@ def test_html_table_keeps_steady_widths_and_cuts_long_text_with_a_hover():
     assert ">42%</div>" in html
 
 
+def test_ids_and_messages_are_text_in_the_html_table():
+    data_id = "<b>cube</b> & 'x'"
+    message = 'reading "<script>alert(1)</script>"'
+    html = live_html(_view((S.started, 0.5, message, None), ids=[data_id]), {})
+    assert "<b>" not in html and "<script>" not in html
+    assert "&lt;b&gt;cube&lt;/b&gt; &amp; &#x27;x&#x27;" in html
+    assert 'title="reading &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"' in html
+
+
 def test_the_ended_panel_is_coloured_and_labelled_by_outcome():
     from preload.display.table import final_html, outcome, overall
 

@@ -3,7 +3,6 @@ progress bars, elapsed time and worker CPU and memory."""
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 
@@ -243,8 +242,19 @@ _ID_TAIL = 6
 """Characters at the end of a long id that stay when it is cut in the middle."""
 
 
+_HTML_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+)
+
+
+def _html_text(text: str) -> str:
+    """*text* safe in HTML content and quoted attributes (as ``html.escape``,
+    whose module costs every process that imports this one ~2 ms)."""
+    return text.translate(_HTML_ESCAPES)
+
+
 def _td(content: str, align: str = "left", title: str | None = None) -> str:
-    hover = f' title="{html.escape(title)}"' if title else ""
+    hover = f' title="{_html_text(title)}"' if title else ""
     return f'<td style="{_CELL}text-align:{align}"{hover}>{content}</td>'
 
 
@@ -252,13 +262,13 @@ def _id_html(data_id: str) -> str:
     # Cut in the middle as the column narrows: the start shrinks to an
     # ellipsis (keeping a character or two), the end stays.
     if len(data_id) <= _ID_TAIL + 4:
-        return html.escape(data_id)
+        return _html_text(data_id)
     head, tail = data_id[:-_ID_TAIL], data_id[-_ID_TAIL:]
     return (
         '<div style="display:flex;min-width:0">'
         '<span style="flex:0 1 auto;min-width:1em;overflow:hidden;'
-        f'text-overflow:ellipsis;white-space:pre">{html.escape(head)}</span>'
-        f'<span style="flex:none;white-space:pre">{html.escape(tail)}</span></div>'
+        f'text-overflow:ellipsis;white-space:pre">{_html_text(head)}</span>'
+        f'<span style="flex:none;white-space:pre">{_html_text(tail)}</span></div>'
     )
 
 
@@ -306,7 +316,7 @@ def live_html(view: View, samples: dict[str, Sample], insight: bool = True) -> s
                 for i in (_ELAPSED, _CPU, _MEMORY)
                 if insight or i not in _INSIGHT
             )
-            + _td(html.escape(cells[_MESSAGE]), title=cells[_MESSAGE])
+            + _td(_html_text(cells[_MESSAGE]), title=cells[_MESSAGE])
             + "</tr>"
         )
     hidden = view.total - len(view.rows)
@@ -363,7 +373,7 @@ def final_html(view: View) -> str:
     bar = (
         f'<div data-outcome="{style}" style="display:flex;align-items:center;'
         'gap:8px;margin:6px 0 4px;font-size:13px">'
-        f"<span>{html.escape(label)}</span>"
+        f"<span>{_html_text(label)}</span>"
         '<div style="flex:1;height:12px;background:#eeeeee;overflow:hidden">'
         f'<div style="width:{overall(view) * 100:.1f}%;height:100%;'
         f'background:{_OUTCOME_COLOURS[style]}"></div></div></div>'
@@ -371,7 +381,7 @@ def final_html(view: View) -> str:
     return (
         f'<div class="preload-panel" style="max-width:100%;overflow:hidden">'
         f"{live_html(view, {}, insight=False)}{bar}"
-        f'<div style="font-size:13px">{html.escape(summary(view))}</div></div>'
+        f'<div style="font-size:13px">{_html_text(summary(view))}</div></div>'
     )
 
 
