@@ -158,7 +158,7 @@ def test_open_cancel_close_cycles_leave_nothing(tmp_path):
         cycle()
     fds, threads = me.num_fds(), threading.active_count()
     children = len(me.children(recursive=True))
-    for _ in range(200):
+    for _ in range(100):
         cycle()
     # Flat: the last cycle's few objects may wait for the garbage collector,
     # a leak would add at least one per cycle.
