@@ -53,27 +53,34 @@ MakeDisplay = Callable[
 where unknown) and the run's cancel()."""
 
 
-def default_mp_context(modules: Sequence[str] = ()) -> BaseContext:
+def default_mp_context() -> BaseContext:
     """forkserver where there is (it never forks a process with threads), else
-    spawn. A forkserver not yet running will import *modules* up front."""
+    spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        # cloudpickle: a job function sent by value (defined in a notebook
-        # or a script) needs it to unpickle, in every worker (~15 ms each).
-        # The multiprocessing modules: what a worker needs to unpickle its
-        # start (shared arrays, with ctypes; the pool's locks; the file
-        # descriptors the forkserver passes): ~4 ms of CPU a worker; pkgutil:
-        # runpy imports it to run a script's top level again in a worker.
-        ours = [
-            "preload.runners.in_worker",
-            "cloudpickle",
-            "multiprocessing.sharedctypes",
-            "multiprocessing.synchronize",
-            "multiprocessing.popen_forkserver",
-            "pkgutil",
-        ]
-        _preload_in_forkserver([*ours, *_main_modules(), *modules])
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def prepare_forkserver(context: BaseContext, modules: Sequence[str] = ()) -> None:
+    """If *context* starts processes from a forkserver not yet running: have
+    it import up front what every worker needs, and *modules*."""
+    if context.get_start_method() != "forkserver":
+        return
+    # cloudpickle: a job function sent by value (defined in a notebook or a
+    # script) needs it to unpickle, in every worker (~15 ms each). The
+    # multiprocessing modules: what a worker needs to unpickle its start
+    # (shared arrays, with ctypes; the pool's locks; the file descriptors the
+    # forkserver passes): ~4 ms of CPU a worker; pkgutil: runpy imports it to
+    # run a script's top level again in a worker.
+    ours = [
+        "preload.runners.in_worker",
+        "cloudpickle",
+        "multiprocessing.sharedctypes",
+        "multiprocessing.synchronize",
+        "multiprocessing.popen_forkserver",
+        "pkgutil",
+    ]
+    _preload_in_forkserver([*ours, *_main_modules(), *modules])
 
 
 def _main_modules() -> list[str]:
@@ -269,8 +276,10 @@ class Engine:
             else:
                 if isinstance(mp_context, str):
                     mp_context = multiprocessing.get_context(mp_context)
-                modules = [function_module] if function_module else []
-                context = mp_context or default_mp_context(modules)
+                context = mp_context or default_mp_context()
+                prepare_forkserver(
+                    context, [function_module] if function_module else []
+                )
                 if executor is None:
                     _start_forkserver(context)
                     self.channel = PipeChannel(ids, token, context)

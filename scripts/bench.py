@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import psutil
 
 from preload import ExecutorPreloadHandle, PreloadState, PreloadStatus
-from preload.engine import default_mp_context
+from preload.engine import default_mp_context, prepare_forkserver
 
 
 def spin(n: int) -> int:
@@ -312,6 +312,8 @@ def main() -> None:
     if args.cold_start:
         print(cold_start(args.cold_start))
         return
+    # The raw pools share the forkserver, with what it imports for the engine.
+    prepare_forkserver(default_mp_context())
     if args.tiny_cold:
         print(tiny_cold(args.tiny_cold[0], int(args.tiny_cold[1])))
         return

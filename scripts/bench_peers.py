@@ -378,9 +378,9 @@ def main() -> None:
     if args.fresh:
         fresh_here(args.fresh)
         return
-    from preload.engine import default_mp_context
+    from preload.engine import default_mp_context, prepare_forkserver
 
-    default_mp_context()  # the forkserver preloads the engine, as preload does
+    prepare_forkserver(default_mp_context())  # as preload does
     SPIN = calibrate()
     only = set(args.only or ["tiny", "cold", "cpu", "progress"])
     tiny = {name: [] for name in LIBRARIES}

@@ -87,9 +87,9 @@ import pytest
 from multiprocessing import forkserver
 
 def main():
-    from preload.engine import default_mp_context
+    from preload.engine import default_mp_context, prepare_forkserver
 
-    default_mp_context()
+    prepare_forkserver(default_mp_context())
     print(forkserver._forkserver._preload_modules)
 
 if __name__ == "__main__":
@@ -145,7 +145,7 @@ def job(handle, data_id):
 
 if __name__ == "__main__":
     forkserver.set_forkserver_preload(["import_watch"])
-    ExecutorPreloadHandle(["a", "b", "c"], job, silent=True, max_workers=2)
+    ExecutorPreloadHandle(["a", "b", "c"], job, silent=True, max_workers=2{context})
 """
 
 
@@ -153,13 +153,16 @@ if __name__ == "__main__":
     "forkserver" not in multiprocessing.get_all_start_methods(),
     reason="workers start from a forkserver only where there is one",
 )
-def test_a_worker_imports_nothing_the_forkserver_could_have(tmp_path):
+@pytest.mark.parametrize(
+    "context", ["", ', mp_context="forkserver"'], ids=["default", "forkserver given"]
+)
+def test_a_worker_imports_nothing_the_forkserver_could_have(tmp_path, context):
     # What a worker imports after the fork (to unpickle its start, to run
     # the script's top level again) it imports alone, each time: the
     # forkserver imports it once for all. An audit hook, preloaded in the
     # forkserver, records what each worker imports.
     (tmp_path / "import_watch.py").write_text(IMPORT_WATCH)
-    (tmp_path / "script.py").write_text(WATCHED)
+    (tmp_path / "script.py").write_text(WATCHED.format(context=context))
     log = tmp_path / "imports.txt"
     subprocess.run(
         [sys.executable, str(tmp_path / "script.py")],
