@@ -82,8 +82,6 @@ def test_a_worker_imports_the_worker_side_only():
 PRELOADED = """
 {top}
 import sys
-
-import pytest
 from multiprocessing import forkserver
 
 def main():
